@@ -50,7 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     module.add_arguments(parser)
     args = parser.parse_args(rest)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    return int(module.run(args) or 0)
+    try:
+        return int(module.run(args) or 0)
+    except (ValueError, FileNotFoundError) as error:
+        parser.exit(2, f"mqt-llava {name}: error: {error}\n")
 
 
 if __name__ == "__main__":

@@ -74,6 +74,7 @@ TEST_TINY: dict[str, Any] = {
     },
     "num_queries": 16,
     "query_num_heads": 4,
+    "image_token_id": 4,  # the id of <image> in processing.tokenizer.build_word_tokenizer
 }
 
 PRESETS: dict[str, dict[str, Any]] = {"mqt-llava-7b": MQT_LLAVA_7B, "test-tiny": TEST_TINY}

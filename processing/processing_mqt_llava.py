@@ -8,8 +8,7 @@ default; the model reads m for each image from the length of its run.
 import os
 from typing import Any
 
-from PIL import Image, UnidentifiedImageError
-from transformers.image_utils import make_flat_list_of_images
+from transformers.image_utils import load_image, make_flat_list_of_images
 from transformers.processing_utils import ImagesKwargs, ProcessingKwargs, ProcessorMixin
 from transformers.utils import logging
 
@@ -69,9 +68,8 @@ def _open_image_files(images: Any) -> Any:
         return [_open_image_files(image) for image in images]
     if isinstance(images, (str, os.PathLike)) and not str(images).startswith(("http://", "https://", "data:")):
         try:
-            with Image.open(images) as image:
-                return image.convert("RGB")
-        except (OSError, UnidentifiedImageError) as error:
+            return load_image(os.fspath(images))
+        except (OSError, ValueError) as error:
             raise ValueError(f"Cannot read image file {os.fspath(images)!r}: {error}") from error
     return images
 
