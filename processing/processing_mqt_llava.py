@@ -125,6 +125,11 @@ class MqtLlavaProcessor(ProcessorMixin):
         k = num_visual_tokens if num_visual_tokens is not None else self.num_visual_tokens
         k = check_num_visual_tokens(self.num_queries if k is None else k, self.num_queries)
         images_kwargs = {**kwargs.pop("images_kwargs", {}), "num_visual_tokens": k}
+        bos = self.tokenizer.bos_token
+        texts = [text] if isinstance(text, str) else text
+        if bos and texts and "add_special_tokens" not in kwargs and all(t.startswith(bos) for t in texts):
+            # a prompt rendered by the chat template already starts with BOS: do not add a second one
+            kwargs["add_special_tokens"] = False
         if images is not None:
             images = _open_image_files(images)
         return super().__call__(images=images, text=text, images_kwargs=images_kwargs, **kwargs)

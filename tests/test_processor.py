@@ -103,3 +103,16 @@ def test_image_paths_are_accepted(tmp_path, processor):
     from_path = processor(images=[str(path)], text="<image>", return_tensors="pt")["pixel_values"]
     from_pil = processor(images=[make_image(5)], text="<image>", return_tensors="pt")["pixel_values"]
     torch.testing.assert_close(from_path, from_pil)
+
+
+def test_rendered_prompt_gets_exactly_one_bos(processor):
+    """Protects tokenisation of template output: a prompt that already starts with <s> gets no second BOS, while a
+    raw prompt gets one, as a Llama tokenizer would add."""
+    bos = processor.tokenizer.bos_token_id
+    rendered = processor.apply_chat_template(
+        [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "what ?"}]}], add_generation_prompt=True
+    )
+    ids = processor(images=make_image(6), text=rendered)["input_ids"][0]
+    assert ids[0] == bos and ids[1] != bos
+    raw = processor(images=make_image(6), text="USER: <image>\nwhat ? ASSISTANT:")["input_ids"][0]
+    assert raw[0] == bos and raw[1] != bos
