@@ -161,6 +161,7 @@ class MatryoshkaQueryTransformer(nn.Module):
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]:
         """vision_features (B, N, D) -> visual tokens (B, m, text_hidden), and per-layer weights (B, h, m, N) if asked."""
         m = num_visual_tokens
+        vision_features = vision_features.to(self.query.dtype)  # the tower may run in another dtype (e.g. 4-bit setups)
         query_position = self.query_position[:m].to(vision_features.dtype)  # (m, D)
         key_position = self.key_position(vision_features.shape[1]).to(vision_features.dtype)  # (N, D)
         if self.key_source == "position":

@@ -1,0 +1,65 @@
+"""Tests of the Matryoshka token-budget distributions (training/sampling.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from training.sampling import parse_distribution
+
+
+def _chi_square_p_value(counts: np.ndarray, probabilities: np.ndarray) -> float:
+    """Survival function of the chi-square statistic (regularised upper incomplete gamma, df = bins - 1)."""
+    expected = counts.sum() * probabilities
+    statistic = float(((counts - expected) ** 2 / expected).sum())
+    degrees = len(counts) - 1
+    return float(
+        torch.special.gammaincc(
+            torch.tensor(degrees / 2.0, dtype=torch.float64), torch.tensor(statistic / 2.0, dtype=torch.float64)
+        )
+    )
+
+
+@pytest.mark.parametrize(
+    ("spec", "values", "weights"),
+    [
+        ("paper", list(range(2, 17, 2)), [1.0] * 8),
+        ("uniform", list(range(1, 17)), [1.0] * 16),
+        ("log_uniform", list(range(1, 17)), [1.0 / m for m in range(1, 17)]),
+        ("fixed:max", [16], [1.0]),
+        ("fixed:4", [4], [1.0]),
+        ("1, 4,max", [1, 4, 16], [1.0, 1.0, 1.0]),
+    ],
+)
+def test_distribution_support_and_probabilities(spec: str, values: list[int], weights: list[float]) -> None:
+    """Feature: each configured distribution (paper / uniform / log_uniform / fixed / list) has the documented law."""
+    distribution = parse_distribution(spec, num_queries=16)
+    assert list(distribution.values) == values
+    np.testing.assert_allclose(distribution.probabilities, np.array(weights) / sum(weights))
+
+
+@pytest.mark.parametrize("spec", ["paper", "uniform", "log_uniform", "2,8,16"])
+def test_draws_follow_the_distribution(spec: str) -> None:
+    """Feature: seeded draws of m follow the configured distribution (chi-square goodness of fit, fixed seed)."""
+    distribution = parse_distribution(spec, num_queries=16)
+    draws = np.array([distribution.draw(seed=1234, rank=0, draw_index=index) for index in range(4000)])
+    assert set(draws.tolist()) <= set(distribution.values)
+    counts = np.array([(draws == value).sum() for value in distribution.values])
+    assert _chi_square_p_value(counts, np.array(distribution.probabilities)) > 1e-3
+
+
+def test_draws_are_reproducible_and_differ_across_ranks() -> None:
+    """Feature: the draw is a function of (seed, rank, draw index): reproducible, and each rank has its own stream."""
+    distribution = parse_distribution("paper", num_queries=64)
+    rank0 = [distribution.draw(seed=7, rank=0, draw_index=index) for index in range(50)]
+    assert rank0 == [distribution.draw(seed=7, rank=0, draw_index=index) for index in range(50)]
+    assert rank0 != [distribution.draw(seed=7, rank=1, draw_index=index) for index in range(50)]
+    assert rank0 != [distribution.draw(seed=8, rank=0, draw_index=index) for index in range(50)]
+
+
+@pytest.mark.parametrize("spec", ["fixed:0", "fixed:17", "0,4", "gaussian", "fixed:1.5", ""])
+def test_bad_specs_name_the_valid_range(spec: str) -> None:
+    """Feature: a bad distribution spec raises ValueError naming the spec or the valid range 1..M."""
+    with pytest.raises(ValueError, match=r"1\.\.16|num_visual_tokens_distribution"):
+        parse_distribution(spec, num_queries=16)

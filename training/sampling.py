@@ -1,0 +1,108 @@
+"""Distributions of the visual-token budget m drawn for each training batch (DESIGN.md §4).
+
+A distribution is written as a short spec string so that it fits in a recipe YAML and on the command line:
+
+| spec              | values m                           | probability                              |
+|-------------------|------------------------------------|------------------------------------------|
+| `paper`           | 2, 4, ..., M (even numbers)        | uniform (the published stage-2 recipe)   |
+| `uniform`         | 1, 2, ..., M                       | uniform                                  |
+| `log_uniform`     | 1, 2, ..., M                       | proportional to 1/m (same mass per octave) |
+| `fixed:N`         | N (`fixed:max` means M)            | 1                                        |
+| `16,64,256`       | the listed values (`max` allowed)  | uniform over the list                    |
+
+Every draw comes from a NumPy generator seeded by `(seed, rank, draw_index)`, so the m of a given batch on a given
+rank is a pure function of those three numbers: reproducible, independent across ranks, and restorable on resume.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from modeling_mqt_llava.configuration_mqt_llava import check_num_visual_tokens
+
+logger = logging.getLogger(__name__)
+
+NAMED_DISTRIBUTIONS = ("paper", "uniform", "log_uniform")
+
+
+@dataclass(frozen=True)
+class TokenBudgetDistribution:
+    """A discrete distribution over visual-token budgets m in 1..num_queries.
+
+    Attributes:
+        spec: the spec string it was parsed from.
+        values: the possible m, increasing.
+        probabilities: P(m) for each value, summing to 1.
+    """
+
+    spec: str
+    values: tuple[int, ...]
+    probabilities: tuple[float, ...]
+
+    def draw(self, seed: int, rank: int, draw_index: int) -> int:
+        """Returns the m of draw number `draw_index` on process `rank` for base `seed` (deterministic)."""
+        if len(self.values) == 1:
+            return self.values[0]
+        generator = np.random.default_rng([seed, rank, draw_index])
+        return int(generator.choice(self.values, p=self.probabilities))
+
+    @property
+    def mean(self) -> float:
+        """Expected m, which sets the expected language-model cost per image."""
+        return float(np.dot(self.values, self.probabilities))
+
+
+def _parse_value(text: str, num_queries: int, spec: str) -> int:
+    text = text.strip()
+    if text == "max":
+        return num_queries
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(
+            f"num_visual_tokens_distribution {spec!r}: {text!r} is not an integer; expected one of "
+            f"{NAMED_DISTRIBUTIONS}, 'fixed:N', 'fixed:max' or a comma-separated list such as '16,64,max'"
+        ) from None
+    return check_num_visual_tokens(value, num_queries, name=f"num_visual_tokens_distribution {spec!r} value")
+
+
+def parse_distribution(spec: str, num_queries: int) -> TokenBudgetDistribution:
+    """Parses a spec string (see the module docstring) for a model with `num_queries` (M) queries.
+
+    Raises `ValueError` naming the spec for unknown names and values outside 1..M.
+    """
+    if isinstance(num_queries, bool) or not isinstance(num_queries, int) or num_queries < 1:
+        raise ValueError(f"num_queries must be a positive integer, got {num_queries!r}")
+    if not isinstance(spec, str) or not spec.strip():
+        raise ValueError(f"num_visual_tokens_distribution must be a non-empty string, got {spec!r}")
+    spec = spec.strip()
+    if spec == "paper":
+        values = np.arange(2, num_queries + 1, 2)
+        if values.size == 0:
+            raise ValueError(f"the 'paper' distribution draws even m in 2..M and needs M >= 2, got M = {num_queries}")
+        weights = np.ones(values.size)
+    elif spec == "uniform":
+        values = np.arange(1, num_queries + 1)
+        weights = np.ones(values.size)
+    elif spec == "log_uniform":
+        values = np.arange(1, num_queries + 1)
+        weights = 1.0 / values
+    elif spec.startswith("fixed:"):
+        values = np.array([_parse_value(spec[len("fixed:") :], num_queries, spec)])
+        weights = np.ones(1)
+    else:
+        parsed = sorted({_parse_value(part, num_queries, spec) for part in spec.split(",")})
+        values = np.array(parsed)
+        weights = np.ones(values.size)
+    probabilities = weights / weights.sum()
+    return TokenBudgetDistribution(
+        spec=spec,
+        values=tuple(int(v) for v in values),
+        probabilities=tuple(float(p) for p in probabilities),
+    )
+
+
+__all__ = ["NAMED_DISTRIBUTIONS", "TokenBudgetDistribution", "parse_distribution"]
