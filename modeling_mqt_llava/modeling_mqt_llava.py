@@ -14,7 +14,7 @@ from transformers.modeling_outputs import BaseModelOutputWithPast, ModelOutput
 from transformers.utils import logging
 
 from .configuration_mqt_llava import MqtLlavaConfig, check_num_visual_tokens
-from .query_transformer import MatryoshkaQueryTransformer, QueryLayer, sincos_2d
+from .query_transformer import MatryoshkaQueryTransformer, sincos_2d
 
 logger = logging.get_logger(__name__)
 
@@ -265,14 +265,9 @@ class MqtLlavaForConditionalGeneration(MqtLlavaPreTrainedModel, GenerationMixin)
             # keep text tokens, replace each run by m copies placed at the position of its first token
             repeats = torch.where(is_start, num_visual_tokens, torch.where(is_image, 0, 1))
             rows.append(torch.repeat_interleave(ids, repeats))
-        pad_id = self.generation_config.pad_token_id
-        if pad_id is None:
-            pad_id = self.generation_config.eos_token_id
-        pad_id = pad_id[0] if isinstance(pad_id, (list, tuple)) else pad_id
-        if pad_id is None:
-            pad_id = 0
         length = max(len(row) for row in rows)
-        new_ids = input_ids.new_full((len(rows), length), pad_id)
+        # padding is masked out and these ids never leave `generate` (the caller's ids are returned), so any id does
+        new_ids = input_ids.new_zeros((len(rows), length))
         new_mask = attention_mask.new_zeros((len(rows), length))
         for i, row in enumerate(rows):
             new_ids[i, length - len(row) :] = row
@@ -328,4 +323,4 @@ class MqtLlavaForConditionalGeneration(MqtLlavaPreTrainedModel, GenerationMixin)
         return outputs
 
 
-__all__ = ["MqtLlavaPreTrainedModel", "MqtLlavaModel", "MqtLlavaForConditionalGeneration", "QueryLayer"]
+__all__ = ["MqtLlavaPreTrainedModel", "MqtLlavaModel", "MqtLlavaForConditionalGeneration"]
