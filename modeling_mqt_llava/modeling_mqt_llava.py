@@ -9,8 +9,7 @@ import torch
 from torch import nn
 from transformers import AutoModel, GenerationConfig, GenerationMixin, PreTrainedModel
 from transformers import initialization as init
-from transformers.cache_utils import Cache
-from transformers.modeling_outputs import BaseModelOutputWithPast, ModelOutput
+from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
 from transformers.utils import logging
 
 from .configuration_mqt_llava import MqtLlavaConfig, check_num_visual_tokens
@@ -27,12 +26,9 @@ class MqtLlavaModelOutputWithPast(BaseModelOutputWithPast):
 
 
 @dataclass
-class MqtLlavaCausalLMOutputWithPast(ModelOutput):
-    loss: torch.FloatTensor | None = None
-    logits: torch.FloatTensor | None = None
-    past_key_values: Cache | None = None
-    hidden_states: tuple[torch.FloatTensor, ...] | None = None
-    attentions: tuple[torch.FloatTensor, ...] | None = None
+class MqtLlavaCausalLMOutputWithPast(CausalLMOutputWithPast):
+    """`CausalLMOutputWithPast` plus `image_hidden_states`, (n_images, m_max, H)."""
+
     image_hidden_states: torch.FloatTensor | None = None
 
 
@@ -52,7 +48,7 @@ class MqtLlavaPreTrainedModel(PreTrainedModel):
     input_modalities = ("image", "text")
     supports_gradient_checkpointing = True
     _no_split_modules = ["QueryLayer"]
-    _skip_keys_device_placement = ["past_key_values"]
+    _skip_keys_device_placement = ["past_key_values", "cache"]
     _supports_flash_attn = True
     _supports_sdpa = True
     _supports_attention_backend = True
@@ -132,12 +128,15 @@ class MqtLlavaModel(MqtLlavaPreTrainedModel):
         pixel_values: torch.FloatTensor | None = None,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
-        past_key_values: Cache | None = None,
         inputs_embeds: torch.FloatTensor | None = None,
         use_cache: bool | None = None,
         **kwargs,
     ) -> MqtLlavaModelOutputWithPast:
-        """input_ids (B, L) with one run of image tokens per image; pixel_values (n_images, 3, H, W)."""
+        """input_ids (B, L) with one run of image tokens per image; pixel_values (n_images, 3, H, W).
+
+        The KV cache and other language-model arguments travel in `kwargs` under the installed transformers' own
+        names (`past_key_values`, or `cache` from 5.24 on).
+        """
         if (input_ids is None) == (inputs_embeds is None):
             raise ValueError("Pass exactly one of input_ids or inputs_embeds.")
         if inputs_embeds is None:
@@ -150,18 +149,11 @@ class MqtLlavaModel(MqtLlavaPreTrainedModel):
         outputs = self.language_model(
             attention_mask=attention_mask,
             position_ids=position_ids,
-            past_key_values=past_key_values,
             inputs_embeds=inputs_embeds,
             use_cache=use_cache,
             **kwargs,
         )
-        return MqtLlavaModelOutputWithPast(
-            last_hidden_state=outputs.last_hidden_state,
-            past_key_values=outputs.past_key_values,
-            hidden_states=outputs.hidden_states,
-            attentions=outputs.attentions,
-            image_hidden_states=image_features,
-        )
+        return MqtLlavaModelOutputWithPast(**outputs, image_hidden_states=image_features)
 
 
 class MqtLlavaForConditionalGeneration(MqtLlavaPreTrainedModel, GenerationMixin):
@@ -211,20 +203,18 @@ class MqtLlavaForConditionalGeneration(MqtLlavaPreTrainedModel, GenerationMixin)
         pixel_values: torch.FloatTensor | None = None,
         attention_mask: torch.Tensor | None = None,
         position_ids: torch.LongTensor | None = None,
-        past_key_values: Cache | None = None,
         inputs_embeds: torch.FloatTensor | None = None,
         labels: torch.LongTensor | None = None,
         use_cache: bool | None = None,
         logits_to_keep: int | torch.Tensor = 0,
         **kwargs,
     ) -> MqtLlavaCausalLMOutputWithPast:
-        """Labels (B, L) at image-token positions are ignored, whatever they hold."""
+        """Labels (B, L) at image-token positions are ignored, whatever they hold. Cache arguments go in `kwargs`."""
         outputs = self.model(
             input_ids=input_ids,
             pixel_values=pixel_values,
             attention_mask=attention_mask,
             position_ids=position_ids,
-            past_key_values=past_key_values,
             inputs_embeds=inputs_embeds,
             use_cache=use_cache,
             **kwargs,
@@ -237,14 +227,8 @@ class MqtLlavaForConditionalGeneration(MqtLlavaPreTrainedModel, GenerationMixin)
             if input_ids is not None:
                 labels = labels.masked_fill(input_ids == self.config.image_token_id, -100)
             loss = self.loss_function(logits=logits, labels=labels, vocab_size=self.config.text_config.vocab_size, **kwargs)
-        return MqtLlavaCausalLMOutputWithPast(
-            loss=loss,
-            logits=logits,
-            past_key_values=outputs.past_key_values,
-            hidden_states=outputs.hidden_states,
-            attentions=outputs.attentions,
-            image_hidden_states=outputs.image_hidden_states,
-        )
+        passed_on = {key: value for key, value in outputs.items() if key != "last_hidden_state"}
+        return MqtLlavaCausalLMOutputWithPast(loss=loss, logits=logits, **passed_on)
 
     def resize_image_runs(
         self, input_ids: torch.LongTensor, attention_mask: torch.Tensor | None, num_visual_tokens: int

@@ -16,7 +16,8 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 REPO_PACKAGES = ("modeling_mqt_llava", "processing", "training", "evaluation", "model_cards")
 
 # Runs first in every isolated subprocess: hides the repository's packages from both sys.path and the editable
-# install's import hook, and proves it.
+# install's import hook, and proves it. (Only the repository root leaves sys.path: a virtual environment may live
+# inside the checkout, as the README's does.)
 ISOLATION_PREAMBLE = f"""
 import importlib.abc, importlib.util, sys
 class _BlockRepository(importlib.abc.MetaPathFinder):
@@ -25,7 +26,7 @@ class _BlockRepository(importlib.abc.MetaPathFinder):
             raise ModuleNotFoundError(f"{{name}} is hidden from this subprocess")
         return None
 sys.meta_path.insert(0, _BlockRepository())
-sys.path = [p for p in sys.path if p not in ("", ".") and not p.startswith({str(REPO_ROOT)!r})]
+sys.path = [p for p in sys.path if p not in ("", ".", {str(REPO_ROOT)!r})]
 try:
     import modeling_mqt_llava
     raise SystemExit("the repository is importable in the isolated subprocess")
