@@ -77,7 +77,43 @@ TEST_TINY: dict[str, Any] = {
     "image_token_id": 4,  # the id of <image> in processing.tokenizer.build_word_tokenizer
 }
 
-PRESETS: dict[str, dict[str, Any]] = {"mqt-llava-7b": MQT_LLAVA_7B, "test-tiny": TEST_TINY}
+# The demo's shipped model (`mqt-llava demo`): a CLIP-style tower on 64 px Shapes-VQA scenes (8 x 8 patches of 8 px;
+# each object fills 2 x 2 patches), M = 64 queries (one per patch), one attention head so the position-only attention
+# can be local in both grid axes, and a small Llama trained from scratch. Token ids match the demo's word-level tokenizer (vocab_size is set from it).
+MQT_LLAVA_TINY: dict[str, Any] = {
+    "vision_config": {
+        "model_type": "clip_vision_model",
+        "hidden_size": 128,
+        "intermediate_size": 512,
+        "num_hidden_layers": 3,
+        "num_attention_heads": 4,
+        "image_size": 64,
+        "patch_size": 8,
+    },
+    "text_config": {
+        "model_type": "llama",
+        "hidden_size": 128,
+        "intermediate_size": 384,
+        "num_hidden_layers": 4,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 4,
+        "max_position_embeddings": 512,
+        "vocab_size": 128,
+        "bos_token_id": 1,
+        "eos_token_id": 2,
+        "pad_token_id": 3,
+    },
+    "num_queries": 64,
+    "query_num_heads": 1,
+    "vision_feature_layer": -1,
+    "image_token_id": 4,
+}
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "mqt-llava-7b": MQT_LLAVA_7B,
+    "test-tiny": TEST_TINY,
+    "mqt-llava-tiny": MQT_LLAVA_TINY,
+}
 
 
 def preset_config(name: str, **overrides: Any) -> MqtLlavaConfig:

@@ -1,0 +1,179 @@
+"""The Matryoshka query transformer: M learned queries cross-attend to vision features; any first m of them are used.
+
+Queries never attend to each other, so the output for query i depends only on query i and the image: the visual
+tokens for m are exactly the first m of those for any larger m.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers.activations import ACT2FN
+from transformers.modeling_layers import GradientCheckpointingLayer
+
+from .configuration_mqt_llava import MqtLlavaConfig
+
+
+def sincos_1d(dim: int, positions: torch.Tensor) -> torch.Tensor:
+    """Fixed sin-cos encoding of 1D positions: `positions` (N,) -> (N, dim), sines in the first half."""
+    omega = 1.0 / 10000 ** (torch.arange(dim // 2, dtype=torch.float64) / (dim / 2.0))
+    angles = positions.to(torch.float64)[:, None] * omega[None, :]  # (N, dim/2)
+    return torch.cat([angles.sin(), angles.cos()], dim=1)
+
+
+def sincos_2d(dim: int, grid_size: int) -> torch.Tensor:
+    """Fixed 2D sin-cos table of a square grid, row-major: (grid_size**2, dim), float32.
+
+    The first half of each row encodes the column index, the second half the row index (the MAE convention, which
+    the released checkpoint's stored table follows).
+    """
+    if dim % 4:
+        raise ValueError(f"the 2D sin-cos table needs a width divisible by 4, got {dim}")
+    rows, cols = torch.meshgrid(torch.arange(grid_size), torch.arange(grid_size), indexing="ij")
+    table = torch.cat([sincos_1d(dim // 2, cols.flatten()), sincos_1d(dim // 2, rows.flatten())], dim=1)
+    return table.to(torch.float32)
+
+
+def resize_position_table(table: torch.Tensor, num_positions: int) -> torch.Tensor:
+    """Resizes a square (S*S, D) position table bicubically to (num_positions, D), num_positions a square number."""
+    source, target = math.isqrt(table.shape[0]), math.isqrt(num_positions)
+    if target * target != num_positions:
+        raise ValueError(f"the vision tower must give a square grid of features, got {num_positions}")
+    if source == target:
+        return table
+    grid = table.float().reshape(1, source, source, -1).permute(0, 3, 1, 2)  # (1, D, S, S)
+    grid = F.interpolate(grid, size=(target, target), mode="bicubic", align_corners=False)
+    return grid.permute(0, 2, 3, 1).reshape(num_positions, -1).to(table.dtype)  # (T*T, D)
+
+
+class QueryCrossAttention(nn.Module):
+    """Multi-head cross-attention with separate q/k/v/o projections (so LoRA can target each)."""
+
+    def __init__(self, config: MqtLlavaConfig):
+        super().__init__()
+        self.hidden_size = config.vision_config.hidden_size
+        self.num_heads = config.query_num_heads
+        self.head_dim = self.hidden_size // self.num_heads
+        self.q_proj = nn.Linear(self.hidden_size, self.hidden_size)
+        self.k_proj = nn.Linear(self.hidden_size, self.hidden_size)
+        self.v_proj = nn.Linear(self.hidden_size, self.hidden_size)
+        self.o_proj = nn.Linear(self.hidden_size, self.hidden_size)
+        self.config = config
+
+    def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
+        batch, length, _ = x.shape
+        return x.view(batch, length, self.num_heads, self.head_dim).transpose(1, 2)  # (B, h, L, hd)
+
+    def forward(
+        self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, output_attentions: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """query (B, m, D), key (B or 1, N, D), value (B, N, D) -> output (B, m, D), weights (B, h, m, N) or None."""
+        batch = value.shape[0]
+        q = self._split_heads(self.q_proj(query))  # (B, h, m, hd)
+        k = self._split_heads(self.k_proj(key)).expand(batch, -1, -1, -1)  # (B, h, N, hd)
+        v = self._split_heads(self.v_proj(value))  # (B, h, N, hd)
+        weights = None
+        if output_attentions or self.config._attn_implementation == "eager":
+            scores = q @ k.transpose(-1, -2) / math.sqrt(self.head_dim)  # (B, h, m, N)
+            weights = scores.softmax(dim=-1, dtype=torch.float32).to(q.dtype)
+            out = weights @ v
+        else:
+            out = F.scaled_dot_product_attention(q, k, v)
+        out = out.transpose(1, 2).reshape(batch, -1, self.hidden_size)  # (B, m, D)
+        return self.o_proj(out), weights
+
+
+class QueryFeedForward(nn.Module):
+    def __init__(self, config: MqtLlavaConfig):
+        super().__init__()
+        hidden = config.vision_config.hidden_size
+        self.fc1 = nn.Linear(hidden, int(hidden * config.query_ffn_ratio))
+        self.act = ACT2FN["gelu"]
+        self.fc2 = nn.Linear(int(hidden * config.query_ffn_ratio), hidden)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class QueryLayer(GradientCheckpointingLayer):
+    """One cross-attention layer. Layer 0 is the released layer (no residual, no feed-forward); later layers add a
+    residual connection and a feed-forward block."""
+
+    def __init__(self, config: MqtLlavaConfig, layer_idx: int):
+        super().__init__()
+        hidden, eps = config.vision_config.hidden_size, config.query_layer_norm_eps
+        self.query_norm = nn.LayerNorm(hidden, eps=eps)
+        self.key_norm = nn.LayerNorm(hidden, eps=eps)
+        self.value_norm = nn.LayerNorm(hidden, eps=eps)
+        self.attention = QueryCrossAttention(config)
+        self.is_first = layer_idx == 0
+        if not self.is_first:
+            self.ffn_norm = nn.LayerNorm(hidden, eps=eps)
+            self.ffn = QueryFeedForward(config)
+
+    def forward(
+        self,
+        hidden_states: torch.Tensor,
+        query_position: torch.Tensor,
+        keys: torch.Tensor,
+        values: torch.Tensor,
+        output_attentions: bool = False,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """hidden_states (B or 1, m, D), query_position (m, D), keys (B or 1, N, D), values (B, N, D) -> (B, m, D)."""
+        attended, weights = self.attention(
+            self.query_norm(hidden_states + query_position), self.key_norm(keys), self.value_norm(values), output_attentions
+        )
+        if self.is_first:
+            return attended, weights
+        hidden_states = hidden_states + attended
+        hidden_states = hidden_states + self.ffn(self.ffn_norm(hidden_states))
+        return hidden_states, weights
+
+
+class MatryoshkaQueryTransformer(nn.Module):
+    """Turns vision features into m visual tokens for any m in 1..M.
+
+    Released semantics (one layer, `query_key_source="position"`):
+    query = LN_q(query[:m] + pos_q[:m]); key = LN_k(pos_k); value = LN_v(features); out = MHA(query, key, value) @ proj,
+    where pos_q is the fixed sin-cos table of the query grid and pos_k that table resized bicubically to the vision
+    grid. With `"content"`, key = LN_k(features + pos_k).
+    """
+
+    def __init__(self, config: MqtLlavaConfig):
+        super().__init__()
+        hidden = config.vision_config.hidden_size
+        self.num_queries = config.num_queries
+        self.key_source = config.query_key_source
+        self.query = nn.Parameter(torch.zeros(config.num_queries, hidden))
+        self.register_buffer("query_position", sincos_2d(hidden, math.isqrt(config.num_queries)), persistent=True)
+        self.layers = nn.ModuleList([QueryLayer(config, i) for i in range(config.query_num_layers)])
+        self.proj = nn.Linear(hidden, config.text_config.hidden_size, bias=False)
+
+    def key_position(self, num_positions: int) -> torch.Tensor:
+        """The key position table for a vision grid of `num_positions` features: (num_positions, D)."""
+        return resize_position_table(self.query_position, num_positions)
+
+    def forward(
+        self, vision_features: torch.Tensor, num_visual_tokens: int, output_attentions: bool = False
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]:
+        """vision_features (B, N, D) -> visual tokens (B, m, text_hidden), and per-layer weights (B, h, m, N) if asked."""
+        m = num_visual_tokens
+        vision_features = vision_features.to(self.query.dtype)  # the tower may run in another dtype (e.g. 4-bit setups)
+        query_position = self.query_position[:m].to(vision_features.dtype)  # (m, D)
+        key_position = self.key_position(vision_features.shape[1]).to(vision_features.dtype)  # (N, D)
+        if self.key_source == "position":
+            keys = key_position.unsqueeze(0)  # (1, N, D): the same keys for every image
+        else:
+            keys = vision_features + key_position  # (B, N, D)
+        hidden_states = self.query[:m].unsqueeze(0).to(vision_features.dtype)  # (1, m, D)
+        all_weights = []
+        for layer in self.layers:
+            hidden_states, weights = layer(hidden_states, query_position, keys, vision_features, output_attentions)
+            all_weights.append(weights)
+        return self.proj(hidden_states), (tuple(all_weights) if output_attentions else None)
+
+
+__all__ = ["MatryoshkaQueryTransformer", "sincos_2d", "resize_position_table"]

@@ -1,0 +1,130 @@
+"""Shapes-VQA questions and dense captions, with answers computed from the scene description.
+
+Families (each needs a different amount of visual detail):
+    background  the background colour (global: survives very few visual tokens)
+    color       the colour of the one object of a named shape kind
+    exists      whether a named (colour, shape) object is present; yes/no balanced (POPE-style)
+    count       how many objects of a shape kind (0..max_count)
+    position    which half of the image a named object is in (left/right or top/bottom)
+Every answer is one word. A scene asks one question of each family it supports (`can_ask`): the `color` family needs
+a shape kind that occurs exactly once (most scenes have one).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .scenes import COLORS, SHAPES, Scene
+
+FAMILIES: tuple[str, ...] = ("background", "color", "exists", "count", "position")
+CAPTION_PROMPT = "Describe the image."
+
+
+@dataclass(frozen=True)
+class Question:
+    """A question about one scene: its family, text, one-word answer and the parameters the answer depends on."""
+
+    family: str
+    text: str
+    answer: str
+    params: dict = field(default_factory=dict)
+
+
+def answer_question(scene: Scene, family: str, params: dict) -> str:
+    """The correct one-word answer of a question of `family` with `params` about `scene`."""
+    if family == "background":
+        return scene.background
+    if family == "color":
+        matches = [obj for obj in scene.objects if obj.shape == params["shape"]]
+        if len(matches) != 1:
+            raise ValueError(f"color question needs exactly one {params['shape']}, scene has {len(matches)}")
+        return matches[0].color
+    if family == "exists":
+        return "yes" if scene.find(params["color"], params["shape"]) else "no"
+    if family == "count":
+        return str(scene.count(params["shape"]))
+    if family == "position":
+        obj = scene.find(params["color"], params["shape"])
+        if obj is None:
+            raise ValueError(f"position question names a {params['color']} {params['shape']} the scene does not have")
+        half = scene.config.grid_size // 2
+        if params["axis"] == "horizontal":
+            return "left" if obj.col < half else "right"
+        return "top" if obj.row < half else "bottom"
+    raise ValueError(f"unknown question family {family!r}; expected one of {FAMILIES}")
+
+
+def question_text(family: str, params: dict) -> str:
+    """The text of a question of `family` with `params` (keys among color, shape, axis)."""
+    if family == "background":
+        return "What color is the background?"
+    if family == "color":
+        return f"What color is the {params['shape']}?"
+    if family == "exists":
+        article = "an" if params["color"][0] in "aeiou" else "a"
+        return f"Is there {article} {params['color']} {params['shape']}?"
+    if family == "count":
+        return f"How many {params['shape']}s are there?"
+    if params["axis"] == "horizontal":
+        return f"Is the {params['color']} {params['shape']} on the left or the right?"
+    return f"Is the {params['color']} {params['shape']} at the top or the bottom?"
+
+
+def _sample_params(scene: Scene, family: str, rng: np.random.Generator) -> dict:
+    if family == "background":
+        return {}
+    if family == "color":
+        single = [shape for shape in SHAPES if scene.count(shape) == 1]
+        return {"shape": str(rng.choice(single))}
+    if family == "count":
+        crowded = [shape for shape in SHAPES if scene.count(shape) > scene.config.max_other]
+        return {"shape": crowded[0] if crowded else str(rng.choice(SHAPES))}
+    present = [(obj.color, obj.shape) for obj in scene.objects]
+    if family == "exists":
+        absent = [(c, s) for c in COLORS for s in SHAPES if (c, s) not in present]
+        pool = present if (rng.random() < 0.5 and present) else absent
+        color, shape = pool[int(rng.integers(len(pool)))]
+        return {"color": color, "shape": shape}
+    color, shape = present[int(rng.integers(len(present)))]
+    return {"color": color, "shape": shape, "axis": str(rng.choice(["horizontal", "vertical"]))}
+
+
+def can_ask(scene: Scene, family: str) -> bool:
+    """Whether `scene` supports a question of `family`: `color` needs a shape kind that occurs exactly once,
+    `position` needs an object."""
+    if family == "color":
+        return any(scene.count(shape) == 1 for shape in SHAPES)
+    if family == "position":
+        return bool(scene.objects)
+    return family in FAMILIES
+
+
+def sample_question(scene: Scene, family: str, rng: np.random.Generator) -> Question:
+    """Draws one question of `family` about `scene`; raises `ValueError` if the scene cannot support it (`can_ask`)."""
+    if family not in FAMILIES:
+        raise ValueError(f"unknown question family {family!r}; expected one of {FAMILIES}")
+    if not can_ask(scene, family):
+        raise ValueError(f"this scene cannot support a {family!r} question: {scene}")
+    params = _sample_params(scene, family, rng)
+    return Question(family, question_text(family, params), answer_question(scene, family, params), params)
+
+
+def _quadrant(scene: Scene, row: int, col: int) -> str:
+    half = scene.config.grid_size // 2
+    return f"{'top' if row < half else 'bottom'} {'left' if col < half else 'right'}"
+
+
+def dense_caption(scene: Scene) -> str:
+    """A caption naming the background, then every object (colour, shape, quadrant) in reading order.
+
+    Reading order (row by row, left to right) is the order of the patches, so the caption walks the image the way
+    the visual tokens are laid out. Example: "gray background . red circle top left . blue square bottom right ."
+    """
+    parts = [f"{scene.background} background ."]
+    parts += [f"{obj.color} {obj.shape} {_quadrant(scene, obj.row, obj.col)} ." for obj in scene.objects]
+    return " ".join(parts)
+
+
+__all__ = ["CAPTION_PROMPT", "FAMILIES", "Question", "answer_question", "can_ask", "dense_caption", "question_text", "sample_question"]

@@ -1,0 +1,132 @@
+"""`mqt-llava demo`: the whole `--train` chain on a tiny budget, and the default demo on the shipped model."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import REPO_ROOT, run_isolated
+from huggingface_hub import ModelCard
+from PIL import Image
+
+from evaluation.demo import SHIPPED_MODEL
+from evaluation.demo_pipeline.card import RESULTS_KEY
+from evaluation.shapes_vqa import FAMILIES
+
+
+def _demo(args: list[str], timeout: int = 600) -> subprocess.CompletedProcess:
+    """Runs the real console entry point in a subprocess, as a user would."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    completed = subprocess.run(
+        [sys.executable, "-m", "modeling_mqt_llava.cli", "demo", *args],
+        check=False, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout, env=env,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-5000:]
+    return completed
+
+
+def _check_results_schema(results: dict, num_queries: int) -> None:
+    assert results["schema_version"] == 1
+    assert results["m_values"] == sorted({1, 2, 4, 8, 16, 32, num_queries})
+    assert results["families"] == list(FAMILIES)
+    assert set(results["benchmark"]) == {"name", "split", "seed", "num_scenes", "num_questions"}
+    flops = [results["flops"][str(m)] for m in results["m_values"]]
+    assert flops == sorted(flops) and flops[0] < flops[-1], "fewer visual tokens must cost fewer FLOPs"
+    main = results["models"][0]
+    assert main["name"] == "matryoshka" and set(main["accuracy"]) == {str(m) for m in results["m_values"]}
+    for row in main["accuracy"].values():
+        assert set(row) == {*FAMILIES, "average"} and all(0.0 <= value <= 1.0 for value in row.values())
+    example = results["example"]
+    assert set(example["predictions"]) >= {"1", str(num_queries)}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("demo_train")
+    _demo(["--train", "--minutes", "0.05", "--train-scenes", "48", "--test-scenes", "4", "--baselines", "--out", str(out)])
+    return out
+
+
+def test_train_chain_writes_results_plot_and_card(trained):
+    """Feature: `demo --train` runs data -> vision pre-training -> stage 1 -> stage 2 (+ fixed-m baselines) ->
+    export -> sweep, and writes a results.json of the documented schema, a PNG plot and a model card with Hub
+    metadata and the provenance of the run."""
+    results = json.loads((trained / "results.json").read_text())
+    _check_results_schema(results, num_queries=64)
+    assert [model["name"] for model in results["models"]] == ["matryoshka", "fixed-m4", "fixed-m16", "fixed-m64"]
+    assert list(results["models"][1]["accuracy"]) == ["4"]
+    assert set(results["training_seconds"]) >= {"vision_pretraining", "stage1", "stage2", "baseline_m4"}
+
+    with Image.open(trained / "results.png") as image:
+        image.verify()
+        assert image.format == "PNG" and image.size[0] > 600
+
+    model_dir = trained / "mqt-llava-tiny"
+    card = ModelCard.load(model_dir / "README.md")
+    assert card.data.pipeline_tag == "image-text-to-text"
+    assert card.data.library_name == "transformers"
+    assert card.data.license == "apache-2.0"
+    assert "mqt-llava" in card.data.tags
+    assert card.data.to_dict()[RESULTS_KEY]["accuracy"] == results["models"][0]["accuracy"]
+    for field in ("command", "seed", "wall time", "machine"):
+        assert f"**{field}**" in card.content
+    assert "demo --train" in card.content
+    assert not list(model_dir.glob("*.bin")), "the exported folder must hold no pickled files"
+    assert (trained / "shapes_vqa" / "test_questions.jsonl").is_file()
+
+
+def test_exported_folder_reloads_without_the_repository(trained, tmp_path):
+    """Feature: the exported folder is a self-contained Hub folder: a fresh interpreter that cannot import this
+    repository answers through `pipeline("image-text-to-text", trust_remote_code=True)` at two budgets."""
+    image_path = trained / "shapes_vqa" / "images" / "test-00000.png"
+    result = run_isolated(
+        f"""
+        import json
+        from PIL import Image
+        from transformers import pipeline
+        pipe = pipeline("image-text-to-text", model={str(trained / "mqt-llava-tiny")!r}, trust_remote_code=True)
+        messages = [{{"role": "user", "content": [{{"type": "image", "image": Image.open({str(image_path)!r})}},
+                                                  {{"type": "text", "text": "What color is the background?"}}]}}]
+        answers = {{m: pipe(text=messages, generate_kwargs={{"num_visual_tokens": m, "max_new_tokens": 2}},
+                             return_full_text=False)[0]["generated_text"] for m in (1, 64)}}
+        json.dump({{"answers": answers, "module": type(pipe.model).__module__}}, open(RESULT_PATH, "w"))
+        """,
+        tmp_path,
+    )
+    assert set(result["answers"]) == {"1", "64"}
+    assert result["module"].startswith("transformers_modules")
+
+
+@pytest.mark.skipif(not (SHIPPED_MODEL / "config.json").is_file(), reason="the shipped model folder is not built yet")
+def test_default_demo_reproduces_the_card(tmp_path):
+    """Feature: the README's main command. `mqt-llava demo` on the shipped model regenerates the test split its card
+    names, sweeps every m, and gets exactly the accuracies recorded in the card (inference is deterministic)."""
+    completed = _demo(["--out", str(tmp_path)])
+    results = json.loads((tmp_path / "results.json").read_text())
+    _check_results_schema(results, num_queries=64)
+    recorded = ModelCard.load(SHIPPED_MODEL / "README.md").data.to_dict()[RESULTS_KEY]
+    assert results["benchmark"] == recorded["benchmark"]
+    for m, row in recorded["accuracy"].items():
+        for family, value in row.items():
+            assert results["models"][0]["accuracy"][m][family] == pytest.approx(value, abs=1e-9), (m, family)
+    assert "| matryoshka | 64 |" in completed.stdout and "example:" in completed.stdout
+
+
+def test_bad_arguments_are_named(tmp_path):
+    """Feature: clear errors. Training-only options without --train, and a missing model folder, are refused with
+    a message naming them."""
+    from evaluation.demo import _check_args, add_arguments, run
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    with pytest.raises(ValueError, match="--minutes"):
+        _check_args(parser.parse_args(["--minutes", "3"]))
+    with pytest.raises(ValueError, match="--test-scenes"):
+        _check_args(parser.parse_args(["--test-scenes", "0"]))
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        run(parser.parse_args(["--model", str(tmp_path), "--out", str(tmp_path / "out")]))
