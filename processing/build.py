@@ -34,8 +34,11 @@ def build_processor(
 ) -> MqtLlavaProcessor:
     """An `MqtLlavaProcessor` for a model with `num_queries` queries and a vision tower at `image_size` pixels.
 
-    `chat_template=None` gives the Vicuna v1 template. The tokenizer must already have `<image>` as a special token.
+    `chat_template=None` gives the Vicuna v1 template. The tokenizer must already have `<image>` as a special token;
+    it is set to pad on the left, as batched generation needs.
     """
+    # generation pads on the left (training collators ask for right padding explicitly); init_kwargs is what is saved
+    tokenizer.padding_side = tokenizer.init_kwargs["padding_side"] = "left"
     return MqtLlavaProcessor(
         image_processor=build_image_processor(image_size, image_mean, image_std),
         tokenizer=tokenizer,

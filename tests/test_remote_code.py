@@ -120,3 +120,22 @@ def test_payload_imports_only_torch_transformers_and_stdlib():
             else:
                 continue
             assert set(roots) <= allowed, f"{path.name} imports {roots}"
+
+
+def test_saved_processor_pads_batches_for_generation(tiny_model_dir):
+    """Protects batched generation from a saved folder: the processor pads on the left by default, so a batch of
+    prompts of different lengths is answered exactly as each prompt alone."""
+    model = MqtLlavaForConditionalGeneration.from_pretrained(tiny_model_dir).eval()
+    processor = MqtLlavaProcessor.from_pretrained(tiny_model_dir)
+    prompts = [
+        processor.apply_chat_template(chat(question), add_generation_prompt=True)
+        for question in ("what is in the image ?", "how many shapes are there in the picture ?")
+    ]
+    images = [make_image(31), make_image(32)]
+    settings = {"max_new_tokens": 3, "do_sample": False, "output_scores": True, "return_dict_in_generate": True}
+    batch = processor(images=images, text=prompts, padding=True, return_tensors="pt")
+    batched = model.generate(**batch, **settings)
+    for i in range(2):
+        alone = model.generate(**processor(images=[images[i]], text=[prompts[i]], return_tensors="pt"), **settings)
+        for ours, theirs in zip(batched.scores, alone.scores):
+            torch.testing.assert_close(ours[i], theirs[0], rtol=1e-4, atol=1e-4)
