@@ -139,3 +139,11 @@ def test_saved_processor_pads_batches_for_generation(tiny_model_dir):
         alone = model.generate(**processor(images=[images[i]], text=[prompts[i]], return_tensors="pt"), **settings)
         for ours, theirs in zip(batched.scores, alone.scores):
             torch.testing.assert_close(ours[i], theirs[0], rtol=1e-4, atol=1e-4)
+
+
+def test_shipped_demo_model_carries_the_current_remote_code():
+    """Protects the shipped demo folder from going stale: its remote-code files are the repository's payload files,
+    so a fix to the model (e.g. for a new transformers release) reaches users who load the shipped model."""
+    shipped = REPO_ROOT / "evaluation" / "assets" / "mqt-llava-tiny"
+    for path in PAYLOAD:
+        assert (shipped / path.name).read_text() == path.read_text(), f"{path.name} differs in {shipped}"
