@@ -89,6 +89,22 @@ def test_stage2_trains_query_transformer_and_language_model(workspace) -> None:
     assert any(name.startswith("model.vision_tower.") for name in before)
 
 
+def test_frozen_parameters_stay_bit_identical_inside_a_trained_part(workspace) -> None:
+    """Feature: frozen_parameters: the query transformer trains except its attention layout (queries, q/k
+    projections), which stays bit-identical; a pattern that matches nothing is refused by name."""
+    layout = ["model.query_transformer.query$", r"model.query_transformer.layers.0.attention.[qk]_proj."]
+    trainer, before = _tiny_run(
+        workspace, "stage2_instruct", 1e-3, "--dtype", "float32", "--frozen_parameters", *layout
+    )
+    trained = _train_and_check(trainer, before)
+    frozen = {"model.query_transformer.query"} | {
+        f"model.query_transformer.layers.0.attention.{p}_proj.{w}" for p in "qk" for w in ("weight", "bias")
+    }
+    assert trained == {name for name in before if not name.startswith("model.vision_tower.")} - frozen
+    with pytest.raises(ValueError, match="no_such_parameter"):
+        _tiny_run(workspace, "stage2_instruct", 1e-3, "--frozen_parameters", "no_such_parameter")
+
+
 @pytest.fixture(scope="module")
 def lora_run(workspace):
     """The lora recipe trained on the tiny model (float32 so that reloaded logits compare tightly), and its batch."""

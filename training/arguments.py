@@ -33,6 +33,8 @@ class MatryoshkaArguments:
         trainable_parts: parts trained in full fine-tuning (`vision_tower`, `query_transformer`, `language_model`,
             `lm_head`); None trains all but the vision tower. Must stay None with LoRA, where `lora_modules_to_save`
             and the adapters decide.
+        frozen_parameters: regular expressions; parameters whose full names match one (from the start) stay frozen
+            even inside a trainable part, e.g. the query transformer's attention layout. Full fine-tuning only.
     """
 
     data_path: str = field(metadata={"help": "LLaVA-format conversations (.json array or .jsonl)."})
@@ -50,6 +52,10 @@ class MatryoshkaArguments:
         metadata={
             "help": f"Parts trained in full fine-tuning, among {TRAINABLE_PARTS}; default: all but vision_tower.",
         },
+    )
+    frozen_parameters: list[str] | None = field(
+        default=None,
+        metadata={"help": "Regular expressions of parameter names kept frozen inside the trainable parts."},
     )
 
     def __post_init__(self) -> None:

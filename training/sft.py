@@ -35,14 +35,24 @@ DEFAULT_TRAINABLE_PARTS = ("query_transformer", "language_model", "lm_head")
 UNQUANTIZED_MODULES = ["model.vision_tower", "model.query_transformer", "lm_head"]
 
 
-def set_trainable_parts(model: PreTrainedModel, parts: list[str] | tuple[str, ...]) -> None:
-    """Sets `requires_grad` on exactly the parameters of the named parts (see `PART_PREFIXES`), off elsewhere."""
+def set_trainable_parts(
+    model: PreTrainedModel, parts: list[str] | tuple[str, ...], frozen_parameters: list[str] | tuple[str, ...] = ()
+) -> None:
+    """Sets `requires_grad` on exactly the parameters of the named parts (see `PART_PREFIXES`), off elsewhere and on
+    parameters whose names match one of the `frozen_parameters` regular expressions (each must match something)."""
     unknown = sorted(set(parts) - set(TRAINABLE_PARTS))
     if unknown:
         raise ValueError(f"unknown trainable parts {unknown}; choose among {TRAINABLE_PARTS}")
     prefixes = tuple(PART_PREFIXES[part] for part in parts)
+    patterns = [re.compile(pattern) for pattern in frozen_parameters]
+    matched = set()
     for name, parameter in model.named_parameters():
-        parameter.requires_grad_(name.startswith(prefixes))
+        hits = {pattern.pattern for pattern in patterns if pattern.match(name)}
+        matched |= hits
+        parameter.requires_grad_(name.startswith(prefixes) and not hits)
+    unmatched = [pattern.pattern for pattern in patterns if pattern.pattern not in matched]
+    if unmatched:
+        raise ValueError(f"frozen_parameters {unmatched} match no parameter of the model")
 
 
 def build_quantization_config(model_args: ModelConfig) -> BitsAndBytesConfig | None:
@@ -129,10 +139,16 @@ def build_trainer(
     lora_config = build_lora_config(model_args, model)
     if lora_config is None:
         parts = matryoshka_args.trainable_parts or DEFAULT_TRAINABLE_PARTS
-        set_trainable_parts(model, parts)
-        logger.info("training parts %s, frozen: %s", list(parts), sorted(set(TRAINABLE_PARTS) - set(parts)))
-    elif matryoshka_args.trainable_parts is not None:
-        raise ValueError("trainable_parts does not apply to LoRA: use lora_modules_to_save for fully trained modules")
+        set_trainable_parts(model, parts, matryoshka_args.frozen_parameters or ())
+        logger.info(
+            "training parts %s, frozen: %s, frozen inside them: %s",
+            list(parts), sorted(set(TRAINABLE_PARTS) - set(parts)), matryoshka_args.frozen_parameters or [],
+        )  # fmt: skip
+    elif matryoshka_args.trainable_parts is not None or matryoshka_args.frozen_parameters is not None:
+        raise ValueError(
+            "trainable_parts and frozen_parameters do not apply to LoRA: use lora_modules_to_save for fully trained "
+            "modules"
+        )
 
     distribution = parse_distribution(matryoshka_args.num_visual_tokens_distribution, model.config.num_queries)
     logger.info("m per batch: %s over %s (mean %.1f)", distribution.spec, list(distribution.values), distribution.mean)
