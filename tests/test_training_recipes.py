@@ -91,7 +91,8 @@ def test_stage2_trains_query_transformer_and_language_model(workspace) -> None:
 
 def test_frozen_parameters_stay_bit_identical_inside_a_trained_part(workspace) -> None:
     """Feature: frozen_parameters: the query transformer trains except its attention layout (queries, q/k
-    projections), which stays bit-identical; a pattern that matches nothing is refused by name."""
+    projections), which stays bit-identical; a pattern that matches nothing is refused by name, and so is the option
+    with LoRA."""
     layout = ["model.query_transformer.query$", r"model.query_transformer.layers.0.attention.[qk]_proj."]
     trainer, before = _tiny_run(
         workspace, "stage2_instruct", 1e-3, "--dtype", "float32", "--frozen_parameters", *layout
@@ -103,6 +104,8 @@ def test_frozen_parameters_stay_bit_identical_inside_a_trained_part(workspace) -
     assert trained == {name for name in before if not name.startswith("model.vision_tower.")} - frozen
     with pytest.raises(ValueError, match="no_such_parameter"):
         _tiny_run(workspace, "stage2_instruct", 1e-3, "--frozen_parameters", "no_such_parameter")
+    with pytest.raises(ValueError, match="do not apply to LoRA"):
+        _tiny_run(workspace, "lora", 1e-3, "--frozen_parameters", *layout)
 
 
 @pytest.fixture(scope="module")

@@ -3,8 +3,7 @@
 Each stage is `mqt-llava train RECIPE.yaml` with demo-sized overrides, called in-process through
 `training.arguments.parse_recipe` + `training.sft.train`. Differences from the paper's recipe, because the demo's
 language model starts from random weights instead of Vicuna: stage 1 trains the language model too (it has to learn
-to write captions), learning rates suit a tiny model trained from scratch, and the query transformer's attention
-layout stays as `model_setup.coarse_to_fine_init_` set it (`QUERY_LAYOUT`); its value path and projection train.
+to write captions), and learning rates suit a tiny model trained from scratch.
 """
 
 from __future__ import annotations
@@ -19,14 +18,6 @@ from training.sft import train
 logger = logging.getLogger(__name__)
 
 RECIPES = Path(__file__).resolve().parents[2] / "training" / "recipes"
-# What decides where each query looks (with position keys, independent of the image): the learned queries, LN_q,
-# LN_k and the q/k projections. Trained with the rest, this layout drifted within the first thousand steps on a
-# 2-core budget (most queries ended up with almost no attention on their square), so the demo keeps it as set.
-QUERY_LAYOUT = (
-    r"model\.query_transformer\.query$",
-    r"model\.query_transformer\.layers\.0\.(query_norm|key_norm)\.",
-    r"model\.query_transformer\.layers\.0\.attention\.[qk]_proj\.",
-)
 
 
 @dataclass(frozen=True)
@@ -39,8 +30,6 @@ class StageSettings:
         distribution: m per batch (`training.sampling` spec).
         max_steps / batch_size / learning_rate: the optimisation budget.
         trainable_parts: parts that train (the vision tower never does).
-        frozen_parameters: parameters kept frozen inside those parts (regular expressions): by default the query
-            transformer's attention layout, which `model_setup.coarse_to_fine_init_` sets.
     """
 
     recipe: str
@@ -50,7 +39,6 @@ class StageSettings:
     batch_size: int
     learning_rate: float
     trainable_parts: tuple[str, ...] = ("query_transformer", "language_model", "lm_head")
-    frozen_parameters: tuple[str, ...] = QUERY_LAYOUT
     warmup_ratio: float = 0.03
 
 
@@ -62,7 +50,6 @@ def stage_overrides(settings: StageSettings, model_dir: Path, data_dir: Path, ou
         "--image_folder", str(data_dir),
         "--num_visual_tokens_distribution", settings.distribution,
         "--trainable_parts", *settings.trainable_parts,
-        *(["--frozen_parameters", *settings.frozen_parameters] if settings.frozen_parameters else []),
         "--output_dir", str(output_dir),
         "--max_steps", str(settings.max_steps),
         "--per_device_train_batch_size", str(settings.batch_size),
@@ -91,4 +78,4 @@ def run_stage(settings: StageSettings, model_dir: Path, data_dir: Path, output_d
     return output_dir
 
 
-__all__ = ["QUERY_LAYOUT", "RECIPES", "StageSettings", "run_stage", "stage_overrides"]
+__all__ = ["RECIPES", "StageSettings", "run_stage", "stage_overrides"]

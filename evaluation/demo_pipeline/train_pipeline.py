@@ -1,8 +1,7 @@
 """`mqt-llava demo --train`: Shapes-VQA data -> vision pre-training -> stage 1 -> stage 2 -> a Hub folder.
 
 Steps (all seeded):
-1. export the Shapes-VQA training split as a LLaVA-format dataset (captions for stage 1, one question per conversation
-   for stage 2);
+1. export the Shapes-VQA training split as a LLaVA-format dataset (captions for stage 1, multi-turn VQA for stage 2);
 2. pre-train a CLIP-style vision tower on dense per-patch labels (`vision_pretrain`), then freeze it;
 3. stage 1 through `training/recipes/stage1_align.yaml`: dense captions, m = M;
 4. stage 2 through `training/recipes/stage2_instruct.yaml`: all question families, m drawn per batch (`paper`);
@@ -40,7 +39,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MINUTES = 30.0
 STAGE1 = StageSettings("stage1_align.yaml", "train_captions.json", "fixed:max", 300, 16, 1e-3)
-STAGE2 = StageSettings("stage2_instruct.yaml", "train_instruct.json", "paper", 10500, 16, 1e-3)
+STAGE2 = StageSettings("stage2_instruct.yaml", "train_instruct.json", "paper", 6000, 16, 1e-3)
 
 
 @dataclass(frozen=True)
@@ -49,18 +48,15 @@ class TrainSettings:
 
     seed: int = 0
     num_train_scenes: int = 10000
-    vision_steps: int = 300
+    vision_steps: int = 150
     vision_batch_size: int = 32
     vision_learning_rate: float = 2e-3
-    query_score_gap: float = 8.0
+    locality_sharpness: float = 2.0
     stage1: StageSettings = STAGE1
     stage2: StageSettings = STAGE2
 
     def scaled(self, minutes: float) -> TrainSettings:
-        """The same recipe with the stage step counts scaled by minutes / DEFAULT_MINUTES (at least 1 step each).
-
-        Vision pre-training keeps its steps: it takes seconds, and a half-trained tower would cap every later stage.
-        """
+        """The same recipe with every step count scaled by minutes / DEFAULT_MINUTES (at least 1 step each)."""
         if minutes <= 0:
             raise ValueError(f"--minutes must be positive, got {minutes}")
         factor = minutes / DEFAULT_MINUTES
@@ -70,6 +66,7 @@ class TrainSettings:
 
         return replace(
             self,
+            vision_steps=steps(self.vision_steps),
             stage1=replace(self.stage1, max_steps=steps(self.stage1.max_steps)),
             stage2=replace(self.stage2, max_steps=steps(self.stage2.max_steps)),
         )
@@ -86,10 +83,10 @@ def _patch_label_data(records, image_processor) -> PatchLabelData:
 
 
 def build_initial_model(settings: TrainSettings, scene_config: SceneConfig, out_dir: Path) -> dict[str, float]:
-    """Writes the stage-1 starting folder: pre-trained frozen vision tower, query transformer started coarse to fine,
+    """Writes the stage-1 starting folder: pre-trained frozen vision tower, locality-initialised query transformer,
     random language model, processor. Returns the tower's held-out patch accuracy."""
     processor = build_demo_processor(scene_config, num_queries=preset_config(DEMO_PRESET).num_queries)
-    model = build_demo_model(processor, settings.seed, score_gap=settings.query_score_gap)
+    model = build_demo_model(processor, settings.seed, sharpness=settings.locality_sharpness)
     train_records = build_split("train", settings.num_train_scenes, settings.seed, scene_config)
     held_out = build_split("vision-check", 200, settings.seed, scene_config)
     train_data = _patch_label_data(train_records, processor.image_processor)

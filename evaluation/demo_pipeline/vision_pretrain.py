@@ -42,12 +42,7 @@ class PatchLabelData:
 
 
 class PatchClassifier(nn.Module):
-    """A vision tower plus per-patch heads on hidden state `feature_layer` (CLS dropped): colour, shape kind, and the
-    pair of both (`joint_labels`).
-
-    The pair head makes each patch feature name its object (a red circle, not red and a circle), so an average of
-    several patches, as a visual token built by broad attention is, still says which objects it covers.
-    """
+    """A vision tower plus per-patch colour and shape heads on hidden state `feature_layer` (CLS dropped)."""
 
     def __init__(self, tower: CLIPVisionModel, feature_layer: int, num_colors: int, num_shapes: int):
         super().__init__()
@@ -56,40 +51,30 @@ class PatchClassifier(nn.Module):
         hidden = tower.config.hidden_size
         self.color_head = nn.Linear(hidden, num_colors)
         self.shape_head = nn.Linear(hidden, num_shapes)
-        self.joint_head = nn.Linear(hidden, num_colors * num_shapes)
 
-    def forward(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """[B, 3, H, W] -> colour logits [B, P, num_colors], shape logits [B, P, num_shapes], pair logits
-        [B, P, num_colors * num_shapes]."""
+    def forward(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """[B, 3, H, W] -> colour logits [B, P, num_colors], shape logits [B, P, num_shapes]."""
         hidden = self.tower(pixel_values, output_hidden_states=True).hidden_states[self.feature_layer][:, 1:]
-        return self.color_head(hidden), self.shape_head(hidden), self.joint_head(hidden)
-
-
-def joint_labels(colors: torch.Tensor, shapes: torch.Tensor, num_shapes: int) -> torch.Tensor:
-    """The (colour, shape kind) pair class of each patch, colors * num_shapes + shapes: same shape as the inputs."""
-    return colors * num_shapes + shapes
+        return self.color_head(hidden), self.shape_head(hidden)
 
 
 @torch.no_grad()
 def patch_accuracy(model: PatchClassifier, data: PatchLabelData, batch_size: int = 256) -> dict[str, float]:
-    """Fraction of patches whose colour / shape / pair is predicted right; `object_shape` counts only patches with a
-    shape."""
+    """Fraction of patches whose colour / shape is predicted right; `object_shape` counts only patches with a shape."""
     model.eval()
-    color_hits = shape_hits = object_hits = joint_hits = 0
+    color_hits = shape_hits = object_hits = 0
     for start in range(0, len(data.pixel_values), batch_size):
-        color_logits, shape_logits, joint_logits = model(data.pixel_values[start : start + batch_size])
+        color_logits, shape_logits = model(data.pixel_values[start : start + batch_size])
         colors, shapes = data.colors[start : start + batch_size], data.shapes[start : start + batch_size]
         shape_right = shape_logits.argmax(-1) == shapes
         color_hits += (color_logits.argmax(-1) == colors).sum().item()
         shape_hits += shape_right.sum().item()
         object_hits += shape_right[shapes > 0].sum().item()
-        joint_hits += (joint_logits.argmax(-1) == joint_labels(colors, shapes, shape_logits.shape[-1])).sum().item()
     patches = data.colors.numel()
     return {
         "color": color_hits / patches,
         "shape": shape_hits / patches,
         "object_shape": object_hits / max(1, int((data.shapes > 0).sum())),
-        "color_and_shape": joint_hits / patches,
     }
 
 
@@ -120,10 +105,10 @@ def pretrain_vision_tower(
     bar = tqdm(range(steps), desc="vision pre-training", unit="step")
     for step in bar:
         index = torch.randint(len(train.pixel_values), (batch_size,), generator=generator)
-        colors, shapes = train.colors[index].flatten(), train.shapes[index].flatten()
-        logits = [output.flatten(0, 1) for output in model(train.pixel_values[index])]
-        targets = [colors, shapes, joint_labels(colors, shapes, num_shapes)]
-        loss = sum(nn.functional.cross_entropy(output, target) for output, target in zip(logits, targets))
+        color_logits, shape_logits = model(train.pixel_values[index])
+        loss = nn.functional.cross_entropy(color_logits.flatten(0, 1), train.colors[index].flatten()) + nn.functional.cross_entropy(
+            shape_logits.flatten(0, 1), train.shapes[index].flatten()
+        )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -133,4 +118,4 @@ def pretrain_vision_tower(
     return model.eval().requires_grad_(False)
 
 
-__all__ = ["PatchClassifier", "PatchLabelData", "joint_labels", "patch_accuracy", "pretrain_vision_tower"]
+__all__ = ["PatchClassifier", "PatchLabelData", "patch_accuracy", "pretrain_vision_tower"]

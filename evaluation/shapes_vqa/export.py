@@ -4,12 +4,9 @@ Files written under `out_dir/` for a split named S:
     images/S-00000.png ...   the rendered scenes
     S_scenes.jsonl           one line per scene: id, image, scene description, caption, questions (the ground truth)
     S_captions.json          LLaVA format, one caption conversation per image (stage 1)
-    S_instruct.json          LLaVA format, one single-turn conversation per question (stage 2)
+    S_instruct.json          LLaVA format, one multi-turn conversation per image with every family (stage 2)
     S_questions.jsonl        evaluation format: {"question_id", "image", "text", "category", "answer"} per question
 Image paths inside the files are relative to `out_dir`. The same (split, num_scenes, seed, config) gives the same bytes.
-
-Stage 2 gets one question per conversation, as the benchmark asks them: the steps are shorter than with one
-multi-turn conversation per image, and a language model trained from scratch learns from them faster.
 """
 
 from __future__ import annotations
@@ -104,6 +101,7 @@ def export_split(
     root = Path(out_dir)
     (root / "images").mkdir(parents=True, exist_ok=True)
     records = build_split(split, num_scenes, seed, config)
+    shuffle = _split_rng(f"{split}/turn-order", seed)
     scenes, captions, instruct, questions = [], [], [], []
     for record in records:
         record.image().save(root / record.image_file, format="PNG")
@@ -119,14 +117,9 @@ def export_split(
         captions.append(
             {"id": record.scene_id, "image": record.image_file, "conversations": _conversation([(CAPTION_PROMPT, record.caption)])}
         )
-        instruct += [
-            {
-                "id": f"{record.scene_id}-{q.family}",
-                "image": record.image_file,
-                "conversations": _conversation([(q.text, q.answer)]),
-            }
-            for q in record.questions
-        ]
+        order = shuffle.permutation(len(record.questions))
+        turns = [(record.questions[i].text, record.questions[i].answer) for i in order]
+        instruct.append({"id": record.scene_id, "image": record.image_file, "conversations": _conversation(turns)})
         questions += [
             {
                 "question_id": f"{record.scene_id}-{q.family}",
