@@ -163,7 +163,8 @@ def _training_record(settings, outcome, results: dict[str, Any]) -> dict[str, st
         "machine": machine_description(),
         "peak memory": f"{results['peak_memory_mb']:.0f} MiB",
         "budget": f"vision pre-training {settings.vision_steps} steps (batch {settings.vision_batch_size}), stage 1 "
-        f"{settings.stage1.max_steps} steps, stage 2 {settings.stage2.max_steps} steps (batch {settings.stage2.batch_size}), "
+        f"{settings.stage1.max_steps} steps, stage 2 {settings.stage2_full.max_steps} steps at m = M then "
+        f"{settings.stage2.max_steps} with the paper's sampling (batch {settings.stage2.batch_size}), "
         f"{settings.num_train_scenes} training scenes",
         "vision tower patch accuracy (held out)": ", ".join(f"{k} {100 * v:.1f}%" for k, v in outcome.vision_accuracy.items()),
     }

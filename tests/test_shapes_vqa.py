@@ -19,6 +19,7 @@ from evaluation.shapes_vqa import (
     PATCH_SHAPES,
     Scene,
     SceneConfig,
+    answer_question,
     build_split,
     export_split,
     patch_labels,
@@ -68,7 +69,7 @@ def _answer_from_pixels(question: dict, background: str, objects: dict, config: 
         return "yes" if (params["color"], params["shape"]) in by_name else "no"
     if question["family"] == "count":
         return str(sum(s == params["shape"] for _, s in objects.values()))
-    row, col = by_name[(params["color"], params["shape"])]
+    ((row, col),) = [cell for cell, (_, s) in objects.items() if s == params["shape"]]
     if params["axis"] == "horizontal":
         return "left" if col < half else "right"
     return "top" if row < half else "bottom"
@@ -167,3 +168,27 @@ def test_bad_input_is_named():
         SceneConfig(cell_size=12)
     with pytest.raises(ValueError, match="num_scenes"):
         build_split("train", 0, seed=0)
+    with pytest.raises(ValueError, match="'colour'"):
+        build_split("train", 1, seed=0, questions_per_family={"colour": 2})
+    with pytest.raises(ValueError, match="'exists'"):
+        build_split("train", 1, seed=0, questions_per_family={"exists": 0})
+
+
+def test_questions_per_family_asks_different_correct_questions(tmp_path):
+    """Feature: training splits can ask several questions of a family per scene. They are all different (a repeat
+    would let a conversation copy its own answer), all correct, the other families keep one question, and the
+    exported question ids stay unique."""
+    records = build_split("train", 60, seed=1, questions_per_family={"exists": 3, "position": 2})
+    asked = Counter()
+    for record in records:
+        per_family = Counter(q.family for q in record.questions)
+        assert per_family["exists"] <= 3 and per_family["position"] <= 2
+        assert all(per_family[family] <= 1 for family in ("background", "color", "count"))
+        assert len({q.text for q in record.questions}) == len(record.questions)
+        for question in record.questions:
+            assert question.answer == answer_question(record.scene, question.family, question.params)
+        asked.update(per_family)
+    assert asked["exists"] == 3 * len(records) and asked["position"] > 1.5 * asked["color"] > 0
+    files = export_split(tmp_path, "train", 20, seed=1, questions_per_family={"exists": 3})
+    ids = [json.loads(line)["question_id"] for line in files.questions.read_text().splitlines()]
+    assert len(ids) == len(set(ids)) > 20 * 3

@@ -4,7 +4,7 @@ Files written under `out_dir/` for a split named S:
     images/S-00000.png ...   the rendered scenes
     S_scenes.jsonl           one line per scene: id, image, scene description, caption, questions (the ground truth)
     S_captions.json          LLaVA format, one caption conversation per image (stage 1)
-    S_instruct.json          LLaVA format, one multi-turn conversation per image with every family (stage 2)
+    S_instruct.json          LLaVA format, one multi-turn conversation per image with all its questions (stage 2)
     S_questions.jsonl        evaluation format: {"question_id", "image", "text", "category", "answer"} per question
 Image paths inside the files are relative to `out_dir`. The same (split, num_scenes, seed, config) gives the same bytes.
 """
@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import zlib
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -65,15 +67,55 @@ def _split_rng(split: str, seed: int) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(split.encode())])
 
 
-def build_split(split: str, num_scenes: int, seed: int, config: SceneConfig = DEFAULT_SCENE_CONFIG) -> list[SceneRecord]:
-    """Draws `num_scenes` scenes with one question per family each scene supports, in a fixed order for a seed."""
+def _check_questions_per_family(questions_per_family: Mapping[str, int]) -> None:
+    for family, count in questions_per_family.items():
+        if family not in FAMILIES:
+            raise ValueError(f"questions_per_family names unknown family {family!r}; expected some of {FAMILIES}")
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ValueError(f"questions_per_family[{family!r}] must be a positive integer, got {count!r}")
+
+
+def _distinct_questions(scene: Scene, family: str, count: int, rng: np.random.Generator) -> list[Question]:
+    # Up to `count` questions with different texts: a repeated question would let a conversation copy its answer.
+    questions: list[Question] = []
+    for _ in range(4 * count):
+        question = sample_question(scene, family, rng)
+        if all(question.text != other.text for other in questions):
+            questions.append(question)
+        if len(questions) == count:
+            break
+    return questions
+
+
+def build_split(
+    split: str,
+    num_scenes: int,
+    seed: int,
+    config: SceneConfig = DEFAULT_SCENE_CONFIG,
+    questions_per_family: Mapping[str, int] | None = None,
+) -> list[SceneRecord]:
+    """Draws `num_scenes` scenes with questions of every family each scene supports, in a fixed order for a seed.
+
+    `questions_per_family` asks up to that many different questions of a family per scene (default 1 of each; the
+    evaluation splits keep the default so that every family weighs the same). With the default, a split is the same
+    as one drawn before the option existed.
+    """
     if num_scenes < 1:
         raise ValueError(f"num_scenes must be positive, got {num_scenes}")
+    counts = dict.fromkeys(FAMILIES, 1)
+    if questions_per_family:
+        _check_questions_per_family(questions_per_family)
+        counts.update(questions_per_family)
     rng = _split_rng(split, seed)
     records = []
     for index in range(num_scenes):
         scene = sample_scene(rng, config)
-        questions = tuple(sample_question(scene, family, rng) for family in FAMILIES if can_ask(scene, family))
+        questions = tuple(
+            question
+            for family in FAMILIES
+            if can_ask(scene, family)
+            for question in _distinct_questions(scene, family, counts[family], rng)
+        )
         records.append(SceneRecord(f"{split}-{index:05d}", scene, dense_caption(scene), questions))
     return records
 
@@ -95,12 +137,19 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
 
 
 def export_split(
-    out_dir: str | Path, split: str, num_scenes: int, seed: int, config: SceneConfig = DEFAULT_SCENE_CONFIG
+    out_dir: str | Path,
+    split: str,
+    num_scenes: int,
+    seed: int,
+    config: SceneConfig = DEFAULT_SCENE_CONFIG,
+    questions_per_family: Mapping[str, int] | None = None,
 ) -> SplitFiles:
-    """Writes a split (images + JSON files listed in the module docstring) and returns their paths."""
+    """Writes a split (images + JSON files listed in the module docstring) and returns their paths.
+
+    `questions_per_family` is passed to `build_split`."""
     root = Path(out_dir)
     (root / "images").mkdir(parents=True, exist_ok=True)
-    records = build_split(split, num_scenes, seed, config)
+    records = build_split(split, num_scenes, seed, config, questions_per_family)
     shuffle = _split_rng(f"{split}/turn-order", seed)
     scenes, captions, instruct, questions = [], [], [], []
     for record in records:
@@ -120,16 +169,19 @@ def export_split(
         order = shuffle.permutation(len(record.questions))
         turns = [(record.questions[i].text, record.questions[i].answer) for i in order]
         instruct.append({"id": record.scene_id, "image": record.image_file, "conversations": _conversation(turns)})
-        questions += [
-            {
-                "question_id": f"{record.scene_id}-{q.family}",
-                "image": record.image_file,
-                "text": q.text,
-                "category": q.family,
-                "answer": q.answer,
-            }
-            for q in record.questions
-        ]
+        asked = Counter()
+        for q in record.questions:
+            asked[q.family] += 1
+            suffix = "" if asked[q.family] == 1 else f"-{asked[q.family]}"
+            questions.append(
+                {
+                    "question_id": f"{record.scene_id}-{q.family}{suffix}",
+                    "image": record.image_file,
+                    "text": q.text,
+                    "category": q.family,
+                    "answer": q.answer,
+                }
+            )
     files = SplitFiles(
         root,
         root / f"{split}_scenes.jsonl",

@@ -5,9 +5,10 @@ Families (each needs a different amount of visual detail):
     color       the colour of the one object of a named shape kind
     exists      whether a named (colour, shape) object is present; yes/no balanced (POPE-style)
     count       how many objects of a shape kind (0..max_count)
-    position    which half of the image a named object is in (left/right or top/bottom)
-Every answer is one word. A scene asks one question of each family it supports (`can_ask`): the `color` family needs
-a shape kind that occurs exactly once (most scenes have one).
+    position    which half of the image the one object of a named shape kind is in (left/right or top/bottom)
+Every answer is one word. A scene asks one question of each family it supports (`can_ask`): the `color` and
+`position` families need a shape kind that occurs exactly once (most scenes have one). Both name the object by that
+shape alone, while `exists` names a colour AND a shape.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .scenes import COLORS, SHAPES, Scene
+from .scenes import COLORS, SHAPES, Scene, SceneObject
 
 FAMILIES: tuple[str, ...] = ("background", "color", "exists", "count", "position")
 CAPTION_PROMPT = "Describe the image."
@@ -32,23 +33,25 @@ class Question:
     params: dict = field(default_factory=dict)
 
 
+def _only_object(scene: Scene, family: str, shape: str) -> SceneObject:
+    matches = [obj for obj in scene.objects if obj.shape == shape]
+    if len(matches) != 1:
+        raise ValueError(f"{family} question needs exactly one {shape}, scene has {len(matches)}")
+    return matches[0]
+
+
 def answer_question(scene: Scene, family: str, params: dict) -> str:
     """The correct one-word answer of a question of `family` with `params` about `scene`."""
     if family == "background":
         return scene.background
     if family == "color":
-        matches = [obj for obj in scene.objects if obj.shape == params["shape"]]
-        if len(matches) != 1:
-            raise ValueError(f"color question needs exactly one {params['shape']}, scene has {len(matches)}")
-        return matches[0].color
+        return _only_object(scene, family, params["shape"]).color
     if family == "exists":
         return "yes" if scene.find(params["color"], params["shape"]) else "no"
     if family == "count":
         return str(scene.count(params["shape"]))
     if family == "position":
-        obj = scene.find(params["color"], params["shape"])
-        if obj is None:
-            raise ValueError(f"position question names a {params['color']} {params['shape']} the scene does not have")
+        obj = _only_object(scene, family, params["shape"])
         half = scene.config.grid_size // 2
         if params["axis"] == "horizontal":
             return "left" if obj.col < half else "right"
@@ -68,36 +71,34 @@ def question_text(family: str, params: dict) -> str:
     if family == "count":
         return f"How many {params['shape']}s are there?"
     if params["axis"] == "horizontal":
-        return f"Is the {params['color']} {params['shape']} on the left or the right?"
-    return f"Is the {params['color']} {params['shape']} at the top or the bottom?"
+        return f"Is the {params['shape']} on the left or the right?"
+    return f"Is the {params['shape']} at the top or the bottom?"
 
 
 def _sample_params(scene: Scene, family: str, rng: np.random.Generator) -> dict:
     if family == "background":
         return {}
-    if family == "color":
+    if family in ("color", "position"):
         single = [shape for shape in SHAPES if scene.count(shape) == 1]
-        return {"shape": str(rng.choice(single))}
+        params = {"shape": str(rng.choice(single))}
+        if family == "position":
+            params["axis"] = str(rng.choice(["horizontal", "vertical"]))
+        return params
     if family == "count":
         crowded = [shape for shape in SHAPES if scene.count(shape) > scene.config.max_other]
         return {"shape": crowded[0] if crowded else str(rng.choice(SHAPES))}
     present = [(obj.color, obj.shape) for obj in scene.objects]
-    if family == "exists":
-        absent = [(c, s) for c in COLORS for s in SHAPES if (c, s) not in present]
-        pool = present if (rng.random() < 0.5 and present) else absent
-        color, shape = pool[int(rng.integers(len(pool)))]
-        return {"color": color, "shape": shape}
-    color, shape = present[int(rng.integers(len(present)))]
-    return {"color": color, "shape": shape, "axis": str(rng.choice(["horizontal", "vertical"]))}
+    absent = [(c, s) for c in COLORS for s in SHAPES if (c, s) not in present]
+    pool = present if (rng.random() < 0.5 and present) else absent
+    color, shape = pool[int(rng.integers(len(pool)))]
+    return {"color": color, "shape": shape}
 
 
 def can_ask(scene: Scene, family: str) -> bool:
-    """Whether `scene` supports a question of `family`: `color` needs a shape kind that occurs exactly once,
-    `position` needs an object."""
-    if family == "color":
+    """Whether `scene` supports a question of `family`: `color` and `position` need a shape kind that occurs
+    exactly once."""
+    if family in ("color", "position"):
         return any(scene.count(shape) == 1 for shape in SHAPES)
-    if family == "position":
-        return bool(scene.objects)
     return family in FAMILIES
 
 
