@@ -114,7 +114,8 @@ def test_shapes_vqa_runs_through_the_runner(tiny_model_dir, tmp_path) -> None:
     """Shapes-VQA (the demo's benchmark) is scored by the same runner: exact match per question family."""
     from evaluation.shapes_vqa.export import export_split
 
-    files = export_split(tmp_path / "shapes", "test", num_scenes=2, seed=0)
+    # the third scene of this split is the first with a unique shape, so color and position questions are asked
+    files = export_split(tmp_path / "shapes", "test", num_scenes=3, seed=0)
     out = tmp_path / "out"
     argv = ["--model", str(tiny_model_dir), "--benchmark", "shapes_vqa", "--questions", str(files.questions),
             "--answers", str(out), "--num-visual-tokens", "16", "--batch-size", "5",

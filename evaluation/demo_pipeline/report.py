@@ -33,7 +33,7 @@ def average(accuracy: dict[str, float], families: list[str]) -> float:
 
 
 def format_table(results: dict[str, Any]) -> str:
-    """A Markdown table: one row per (model, m), a column per family, the average and the forward GFLOPs."""
+    """A Markdown table: one row per (model, m), a column per family, the average and the forward MFLOPs."""
     families = results["families"]
     header = ["model", "m", *families, "average", "MFLOPs"]
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] * len(header)) + "|"]

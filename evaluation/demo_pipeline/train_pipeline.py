@@ -45,8 +45,8 @@ DEFAULT_MINUTES = 30.0
 # least signal per question. Evaluation splits keep one question per family.
 QUESTIONS_PER_FAMILY = {"exists": 3, "position": 2}
 STAGE1 = StageSettings("stage1_align.yaml", "train_captions.json", "fixed:max", 300, 16, 1e-3)
-STAGE2_FULL = StageSettings("stage2_instruct.yaml", "train_instruct.json", "fixed:max", 2400, 16, 1e-3)
-STAGE2 = StageSettings("stage2_instruct.yaml", "train_instruct.json", "paper", 1800, 16, 1e-3)
+STAGE2_FULL = StageSettings("stage2_instruct.yaml", "train_instruct.json", "fixed:max", 2900, 16, 1e-3)
+STAGE2 = StageSettings("stage2_instruct.yaml", "train_instruct.json", "paper", 1100, 16, 1e-3)
 
 
 @dataclass(frozen=True)
