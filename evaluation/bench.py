@@ -51,7 +51,7 @@ from evaluation.cost.peer import build_llava_peer, grid_features, llava_peer_con
 from evaluation.cost.plots import plot_bench
 from evaluation.cost.timing import Clocks, SectionTimer, Stats, kv_cache_bytes, peak_memory_during
 from modeling_mqt_llava import MqtLlavaForConditionalGeneration, MqtLlavaProcessor
-from modeling_mqt_llava.testing import make_image
+from mqt_llava_tools.testing import make_image
 
 __all__ = ["add_arguments", "build_cases", "run", "run_benchmark"]
 

@@ -17,7 +17,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "create": ("modeling_mqt_llava.create_cli", "Write a randomly initialised model folder from a preset."),
     "train": ("training.cli", "Train with a TRL SFT recipe (stage 1, stage 2, LoRA, QLoRA)."),
     "merge": ("training.merge", "Merge a LoRA adapter into its base and write a self-contained Hub folder."),
-    "convert": ("modeling_mqt_llava.convert_original", "Convert the released MQT-LLaVA checkpoint to this format."),
+    "convert": ("mqt_llava_tools.convert_original", "Convert the released MQT-LLaVA checkpoint to this format."),
     "flops": ("evaluation.flops", "Count forward FLOPs per part for each token budget."),
     "bench": ("evaluation.bench", "Measure CPU latency and memory for each token budget."),
     "eval": ("evaluation.runner", "Run and score a benchmark at several token budgets (resumable)."),

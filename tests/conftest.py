@@ -61,6 +61,6 @@ def run_isolated(script: str, tmp_path: Path, timeout: int = 300) -> dict:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A saved tiny random model folder (M = 16 queries, CLIP 32 px / patch 8, Llama hidden 64)."""
-    from modeling_mqt_llava.testing import save_tiny_model
+    from mqt_llava_tools.testing import save_tiny_model
 
     return save_tiny_model(tmp_path_factory.mktemp("tiny_model"), seed=0)

@@ -6,7 +6,7 @@ import os
 import subprocess
 
 from modeling_mqt_llava.cli import SUBCOMMANDS
-from modeling_mqt_llava.testing import make_image
+from mqt_llava_tools.testing import make_image
 
 
 def run_cli(*args: str, cwd) -> subprocess.CompletedProcess:

@@ -33,7 +33,7 @@ from modeling_mqt_llava import MqtLlavaForConditionalGeneration, MqtLlavaProcess
 from modeling_mqt_llava.cli import main as cli_main
 from modeling_mqt_llava.original_mapping import build_target_config
 from modeling_mqt_llava.presets import preset_config
-from modeling_mqt_llava.testing import make_image
+from mqt_llava_tools.testing import make_image
 
 SYSTEM = (
     "A chat between a curious user and an artificial intelligence assistant. "

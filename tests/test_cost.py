@@ -19,7 +19,7 @@ from evaluation.cost.options import budgets_for, int_list
 from evaluation.cost.peer import build_llava_peer, peer_image_size
 from evaluation.flops import flops_report
 from modeling_mqt_llava.presets import preset_config
-from modeling_mqt_llava.testing import make_image
+from mqt_llava_tools.testing import make_image
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

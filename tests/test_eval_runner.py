@@ -18,7 +18,7 @@ import pytest
 
 from evaluation import runner
 from evaluation.benchmarks import get_benchmark
-from modeling_mqt_llava.testing import make_image
+from mqt_llava_tools.testing import make_image
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 NUM_QUESTIONS = 8

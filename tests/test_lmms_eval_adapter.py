@@ -30,7 +30,7 @@ SCRIPT = """
 import json, sys
 from lmms_eval.api.instance import Instance
 from lmms_eval.models import get_model
-from modeling_mqt_llava.testing import make_image
+from mqt_llava_tools.testing import make_image
 
 model_class = get_model("mqt_llava")
 lm = model_class.create_from_arg_string(
@@ -82,7 +82,7 @@ def test_registered_model_generates_and_scores_instances(tiny_model_dir, tmp_pat
     import torch
 
     from evaluation.runner import answer_conversations, load_model
-    from modeling_mqt_llava.testing import make_image
+    from mqt_llava_tools.testing import make_image
 
     model, processor = load_model(str(tiny_model_dir), "cpu", "float32")
     conversations = [

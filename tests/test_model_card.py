@@ -15,7 +15,7 @@ from huggingface_hub import ModelCard
 from conftest import REPO_ROOT, run_isolated
 from model_cards import render_model_card
 from modeling_mqt_llava.cli import main as cli_main
-from modeling_mqt_llava.testing import make_image
+from mqt_llava_tools.testing import make_image
 
 RESULTS = [
     {"m": 1, "background": 0.97, "count": 0.31, "TFLOPs": 0.0123},

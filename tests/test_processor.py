@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from modeling_mqt_llava.testing import build_tiny_model, make_image
+from mqt_llava_tools.testing import build_tiny_model, make_image
 from processing.processing_mqt_llava import VICUNA_SYSTEM_PROMPT
 
 

@@ -11,7 +11,7 @@ from transformers import pipeline
 
 from conftest import REPO_ROOT, run_isolated
 from modeling_mqt_llava import MqtLlavaForConditionalGeneration, MqtLlavaProcessor
-from modeling_mqt_llava.testing import make_image
+from mqt_llava_tools.testing import make_image
 
 PAYLOAD = [
     REPO_ROOT / "modeling_mqt_llava" / "configuration_mqt_llava.py",

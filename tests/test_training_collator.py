@@ -9,7 +9,7 @@ import pytest
 import torch
 from trl import SFTConfig, SFTTrainer
 
-from modeling_mqt_llava.testing import build_tiny_model, save_tiny_model
+from mqt_llava_tools.testing import build_tiny_model, save_tiny_model
 from training.collator import IGNORE_INDEX, MatryoshkaCollator
 from training.data import read_llava_dataset
 from training.sampling import parse_distribution

@@ -20,7 +20,7 @@ from accelerate.utils import DistributedType
 from safetensors.torch import load_file
 
 from modeling_mqt_llava.cli import main as cli_main
-from modeling_mqt_llava.testing import save_tiny_model
+from mqt_llava_tools.testing import save_tiny_model
 from training.sampling import parse_distribution
 from training.sft import resolve_checkpoint
 from training.toy import toy_record, write_toy_dataset

@@ -14,7 +14,7 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoModelForImageTextToText
 
 from modeling_mqt_llava.cli import main as cli_main
-from modeling_mqt_llava.testing import save_tiny_model
+from mqt_llava_tools.testing import save_tiny_model
 from training.arguments import parse_recipe
 from training.sft import build_trainer
 from training.toy import write_toy_dataset

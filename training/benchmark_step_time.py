@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from transformers import TrainerCallback
 
-from modeling_mqt_llava.testing import save_tiny_model
+from mqt_llava_tools.testing import save_tiny_model
 
 from .arguments import parse_recipe
 from .sft import build_trainer

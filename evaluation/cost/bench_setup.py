@@ -19,7 +19,7 @@ from torch import nn
 from transformers import PreTrainedTokenizerBase
 
 from modeling_mqt_llava import MqtLlavaConfig, MqtLlavaForConditionalGeneration, MqtLlavaProcessor
-from modeling_mqt_llava.testing import TINY_CORPUS, make_image
+from mqt_llava_tools.testing import TINY_CORPUS, make_image
 from processing.build import build_processor
 from processing.tokenizer import build_word_tokenizer
 

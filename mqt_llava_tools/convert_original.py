@@ -31,10 +31,10 @@ from model_cards import render_model_card
 from processing.build import build_processor
 from processing.processing_mqt_llava import MqtLlavaProcessor
 
-from .configuration_mqt_llava import MqtLlavaConfig
-from .modeling_mqt_llava import MqtLlavaForConditionalGeneration
-from .original_checkpoint import CheckpointError, WeightFolder, iter_tensors, read_json
-from .original_mapping import (
+from modeling_mqt_llava.configuration_mqt_llava import MqtLlavaConfig
+from modeling_mqt_llava.modeling_mqt_llava import MqtLlavaForConditionalGeneration
+from modeling_mqt_llava.original_checkpoint import CheckpointError, WeightFolder, iter_tensors, read_json
+from modeling_mqt_llava.original_mapping import (
     IMAGE_TOKEN,
     ConversionPlan,
     build_target_config,
@@ -43,8 +43,8 @@ from .original_mapping import (
     plan_conversion,
     vision_config_from,
 )
-from .query_transformer import sincos_2d
-from .shard_writer import ShardWriter
+from modeling_mqt_llava.query_transformer import sincos_2d
+from modeling_mqt_llava.shard_writer import ShardWriter
 
 logger = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelFor
 from processing.build import build_processor
 from processing.processing_mqt_llava import MqtLlavaProcessor
 
-from .configuration_mqt_llava import MqtLlavaConfig
-from .modeling_mqt_llava import MqtLlavaForConditionalGeneration
+from modeling_mqt_llava.configuration_mqt_llava import MqtLlavaConfig
+from modeling_mqt_llava.modeling_mqt_llava import MqtLlavaForConditionalGeneration
 
 logger = logging.getLogger(__name__)
 

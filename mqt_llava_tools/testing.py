@@ -13,8 +13,8 @@ from processing.build import build_processor
 from processing.processing_mqt_llava import VICUNA_SYSTEM_PROMPT
 from processing.tokenizer import build_word_tokenizer
 
-from .modeling_mqt_llava import MqtLlavaForConditionalGeneration
-from .presets import preset_config
+from modeling_mqt_llava.modeling_mqt_llava import MqtLlavaForConditionalGeneration
+from modeling_mqt_llava.presets import preset_config
 
 TINY_CORPUS = [
     VICUNA_SYSTEM_PROMPT,
