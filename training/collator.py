@@ -18,6 +18,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from transformers import ProcessorMixin, TrainerCallback
 from trl.data_utils import prepare_multimodal_messages
@@ -88,11 +89,13 @@ class MatryoshkaCollator:
             prepare_multimodal_messages(example["messages"], images=list(example.get("images") or []))
             for example in examples
         ]
+        # Lists, converted below: transformers finds the assistant tokens by looping over the token offsets in
+        # Python, which is ~25x slower over tensors (0.37 s instead of 0.015 s for 16 conversations of 11 turns).
         batch = self.processor.apply_chat_template(
             conversations,
             tokenize=True,
             return_dict=True,
-            return_tensors="pt",
+            return_tensors=None,
             return_assistant_tokens_mask=True,
             processor_kwargs={
                 "num_visual_tokens": num_visual_tokens,
@@ -101,12 +104,13 @@ class MatryoshkaCollator:
                 "pad_to_multiple_of": self.pad_to_multiple_of,
             },
         )
-        input_ids, attention_mask = batch["input_ids"], batch["attention_mask"]
+        input_ids, attention_mask = torch.tensor(batch["input_ids"]), torch.tensor(batch["attention_mask"])
         is_image = input_ids == self.processor.image_token_id
-        labels = input_ids.masked_fill((attention_mask == 0) | (batch["assistant_masks"] == 0) | is_image, IGNORE_INDEX)
+        answers = torch.tensor(batch["assistant_masks"], dtype=torch.bool)
+        labels = input_ids.masked_fill((attention_mask == 0) | ~answers | is_image, IGNORE_INDEX)
         output = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
         if "pixel_values" in batch:
-            output["pixel_values"] = batch["pixel_values"]
+            output["pixel_values"] = torch.from_numpy(np.stack(batch["pixel_values"]))
         if self.max_length is not None and input_ids.shape[1] > self.max_length:
             cut_runs = is_image[:, self.max_length :].any(dim=1)
             if cut_runs.any():
