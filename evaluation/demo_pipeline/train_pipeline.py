@@ -44,7 +44,7 @@ DEFAULT_MINUTES = 30.0
 # Training conversations ask several different questions of a family where a scene allows it: the language model,
 # which starts from random weights, learns from every answer of a conversation at the cost of one image, so longer
 # conversations teach more per step (measured: after 1,500 steps at m = M, 11.5 questions per conversation gave
-# color 100% and count 99.5%, where 6.9 gave 61% and 45%). Evaluation splits keep one question per family.
+# color 100% and count 99.5%, where 6.9 gave 61% and 46%). Evaluation splits keep one question per family.
 QUESTIONS_PER_FAMILY = {"color": 3, "exists": 6, "count": 3, "position": 6}
 STAGE1 = StageSettings("stage1_align.yaml", "train_captions.json", "fixed:max", 300, 16, 1e-3)
 STAGE2_FULL = StageSettings("stage2_instruct.yaml", "train_instruct.json", "fixed:max", 2500, 16, 1e-3)
