@@ -10,37 +10,34 @@ from evaluation.shapes_vqa import DEFAULT_SCENE_CONFIG
 
 
 @pytest.fixture(scope="module")
-def demo_model():
-    processor = build_demo_processor(DEFAULT_SCENE_CONFIG, num_queries=64)
-    return build_demo_model(processor, seed=0).eval()
+def processor():
+    return build_demo_processor(DEFAULT_SCENE_CONFIG, num_queries=64)
 
 
-def _attention(model, num_queries: int) -> torch.Tensor:
-    """The query transformer's attention weights for two random images: (2, num_queries, patches)."""
+def _attention(model) -> torch.Tensor:
+    """The query transformer's attention weights at m = M for two random images: (2, M, patches)."""
     side = DEFAULT_SCENE_CONFIG.patches_per_side
     features = torch.randn(2, side * side, model.config.vision_config.hidden_size)
     with torch.no_grad():
-        _, weights = model.model.query_transformer(features, num_queries, output_attentions=True)
+        _, weights = model.model.query_transformer(features, model.config.num_queries, output_attentions=True)
     return weights[0][:, 0]
 
 
-def test_locality_init_points_query_i_at_patch_i(demo_model):
+def test_locality_init_points_query_i_at_patch_i(processor):
     """Feature: `locality_init_`. In a freshly built demo model, query i attends most to patch i of the 8 x 8 vision
-    grid whatever the image, and more sharply than to any other patch; without it the fresh queries attend almost
-    uniformly (every visual token would carry the same content)."""
-    num_queries = demo_model.config.num_queries
-    weights = _attention(demo_model, num_queries)
+    grid whatever the image, with at least 0.3 of its weight; without it the fresh queries attend almost uniformly
+    (every visual token would carry the same content)."""
+    weights = _attention(build_demo_model(processor, seed=0).eval())
+    num_queries = weights.shape[1]
     assert torch.equal(weights.argmax(-1), torch.arange(num_queries).expand(2, -1))
     assert weights.max(-1).values.min() > 0.3
-    processor = build_demo_processor(DEFAULT_SCENE_CONFIG, num_queries=64)
-    uniform = _attention(build_demo_model(processor, seed=0, sharpness=0.0).eval(), num_queries)
+    uniform = _attention(build_demo_model(processor, seed=0, sharpness=0.0).eval())
     assert uniform.max() < 2.0 / uniform.shape[-1]
 
 
-def test_locality_init_refuses_several_heads(demo_model):
+def test_locality_init_refuses_several_heads(processor):
     """Feature: clear errors. The position-only local start needs one attention head; a model with more is refused
     by name."""
-    processor = build_demo_processor(DEFAULT_SCENE_CONFIG, num_queries=64)
     model = build_demo_model(processor, seed=0, sharpness=0.0)
     model.model.query_transformer.layers[0].attention.num_heads = 2
     with pytest.raises(ValueError, match="query_num_heads=1"):
