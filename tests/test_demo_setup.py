@@ -5,13 +5,14 @@ from __future__ import annotations
 import pytest
 import torch
 
-from evaluation.demo_pipeline.model_setup import build_demo_model, build_demo_processor, locality_init_
+from evaluation.demo_pipeline.model_setup import DEMO_PRESET, build_demo_model, build_demo_processor, locality_init_
 from evaluation.shapes_vqa import DEFAULT_SCENE_CONFIG
+from modeling_mqt_llava.presets import preset_config
 
 
 @pytest.fixture(scope="module")
 def processor():
-    return build_demo_processor(DEFAULT_SCENE_CONFIG, num_queries=64)
+    return build_demo_processor(DEFAULT_SCENE_CONFIG, num_queries=preset_config(DEMO_PRESET).num_queries)
 
 
 def _attention(model) -> torch.Tensor:
