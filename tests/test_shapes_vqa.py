@@ -114,7 +114,7 @@ def test_same_seed_same_bytes_and_other_seed_differs(tmp_path):
     again = snapshot(export_split(tmp_path / "b", "train", 12, seed=5).root)
     other = snapshot(export_split(tmp_path / "c", "train", 12, seed=6).root)
     assert first == again
-    assert len(first) == 12 + 4
+    assert len(first) == 12 + 5
     assert first["train_questions.jsonl"] != other["train_questions.jsonl"]
 
 

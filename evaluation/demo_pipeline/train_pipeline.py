@@ -1,7 +1,8 @@
 """`mqt-llava demo --train`: Shapes-VQA data -> vision pre-training -> stage 1 -> stage 2 -> a Hub folder.
 
 Steps (all seeded):
-1. export the Shapes-VQA training split as a LLaVA-format dataset (captions for stage 1, multi-turn VQA for stage 2);
+1. export the Shapes-VQA training split as a LLaVA-format dataset (captions for stage 1; multi-turn VQA plus the
+   same captions for stage 2, as LLaVA's stage-2 mix keeps caption-style data);
 2. pre-train a CLIP-style vision tower on dense per-patch labels (`vision_pretrain`), then freeze it;
 3. stage 1 through `training/recipes/stage1_align.yaml`: dense captions, m = M;
 4. stage 2 through `training/recipes/stage2_instruct.yaml`, in two runs: first at m = M (`stage2_full`), so that the
@@ -46,9 +47,9 @@ DEFAULT_MINUTES = 30.0
 # conversations teach more per step (measured: after 1,500 steps at m = M, 11.5 questions per conversation gave
 # color 100% and count 99.5%, where 6.9 gave 61% and 46%). Evaluation splits keep one question per family.
 QUESTIONS_PER_FAMILY = {"color": 3, "exists": 6, "count": 3, "position": 6}
-STAGE1 = StageSettings("stage1_align.yaml", "train_captions.json", "fixed:max", 300, 16, 1e-3)
-STAGE2_FULL = StageSettings("stage2_instruct.yaml", "train_instruct.json", "fixed:max", 2500, 16, 1e-3)
-STAGE2 = StageSettings("stage2_instruct.yaml", "train_instruct.json", "paper", 800, 16, 1e-3)
+STAGE1 = StageSettings("stage1_align.yaml", "train_captions.json", "fixed:max", 900, 16, 1e-3)
+STAGE2_FULL = StageSettings("stage2_instruct.yaml", "train_mix.json", "fixed:max", 2500, 16, 1e-3)
+STAGE2 = StageSettings("stage2_instruct.yaml", "train_mix.json", "paper", 800, 16, 1e-3)
 
 
 @dataclass(frozen=True)

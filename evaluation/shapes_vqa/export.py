@@ -4,7 +4,8 @@ Files written under `out_dir/` for a split named S:
     images/S-00000.png ...   the rendered scenes
     S_scenes.jsonl           one line per scene: id, image, scene description, caption, questions (the ground truth)
     S_captions.json          LLaVA format, one caption conversation per image (stage 1)
-    S_instruct.json          LLaVA format, one multi-turn conversation per image with all its questions (stage 2)
+    S_instruct.json          LLaVA format, one multi-turn conversation per image with all its questions
+    S_mix.json               LLaVA format, the instruct conversations plus the caption conversations (stage 2)
     S_questions.jsonl        evaluation format: {"question_id", "image", "text", "category", "answer"} per question
 Image paths inside the files are relative to `out_dir`. The same (split, num_scenes, seed, config) gives the same bytes.
 """
@@ -59,6 +60,7 @@ class SplitFiles:
     scenes: Path
     captions: Path
     instruct: Path
+    mix: Path
     questions: Path
 
 
@@ -187,11 +189,13 @@ def export_split(
         root / f"{split}_scenes.jsonl",
         root / f"{split}_captions.json",
         root / f"{split}_instruct.json",
+        root / f"{split}_mix.json",
         root / f"{split}_questions.jsonl",
     )
     _write_jsonl(files.scenes, scenes)
     _write_json(files.captions, captions)
     _write_json(files.instruct, instruct)
+    _write_json(files.mix, instruct + [{**caption, "id": f"{caption['id']}-caption"} for caption in captions])
     _write_jsonl(files.questions, questions)
     return files
 

@@ -118,13 +118,18 @@ def _quadrant(scene: Scene, row: int, col: int) -> str:
 
 
 def dense_caption(scene: Scene) -> str:
-    """A caption naming the background, then every object (colour, shape, quadrant) in reading order.
+    """A caption naming the background, then for each shape kind its count and every object of it (colour,
+    quadrant) in reading order (row by row, left to right).
 
-    Reading order (row by row, left to right) is the order of the patches, so the caption walks the image the way
-    the visual tokens are laid out. Example: "gray background . red circle top left . blue square bottom right ."
+    Grouping by shape kind makes the caption ask what the questions ask: after "circle" the model has to find the
+    circles, count them, and say where each one is. Example:
+    "gray background . circle 2 : red top left , blue bottom right . square 0 . triangle 1 : green top right ."
     """
     parts = [f"{scene.background} background ."]
-    parts += [f"{obj.color} {obj.shape} {_quadrant(scene, obj.row, obj.col)} ." for obj in scene.objects]
+    for shape in SHAPES:
+        objects = sorted((obj for obj in scene.objects if obj.shape == shape), key=lambda obj: (obj.row, obj.col))
+        described = " , ".join(f"{obj.color} {_quadrant(scene, obj.row, obj.col)}" for obj in objects)
+        parts.append(f"{shape} {len(objects)} : {described} ." if objects else f"{shape} 0 .")
     return " ".join(parts)
 
 
