@@ -1,4 +1,5 @@
-"""The demo model's starting point: `locality_init_` makes query i of the query transformer start on patch i."""
+"""The demo model's starting point: `locality_init_` makes query i of the query transformer start on patch i, and
+vision pre-training leaves each patch's place in the image readable from its features."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import pytest
 import torch
 
 from evaluation.demo_pipeline.model_setup import DEMO_PRESET, build_demo_model, build_demo_processor, locality_init_
-from evaluation.shapes_vqa import DEFAULT_SCENE_CONFIG
+from evaluation.demo_pipeline.train_pipeline import _patch_label_data
+from evaluation.demo_pipeline.vision_pretrain import patch_accuracy, pretrain_vision_tower
+from evaluation.shapes_vqa import DEFAULT_SCENE_CONFIG, PATCH_COLORS, PATCH_SHAPES, build_split
 from modeling_mqt_llava.presets import preset_config
 
 
@@ -43,3 +46,16 @@ def test_locality_init_refuses_several_heads(processor):
     model.model.query_transformer.layers[0].attention.num_heads = 2
     with pytest.raises(ValueError, match="query_num_heads=1"):
         locality_init_(model, 2.0)
+
+
+def test_vision_pretraining_keeps_patch_row_and_column(processor):
+    """Protects the row and column heads: a short pre-training teaches held-out patches' grid row and column (chance:
+    1 in 8) along with colour, so the frozen tower's features say where each patch is."""
+    config = preset_config(DEMO_PRESET, vision_config={"num_hidden_layers": 1}).vision_config
+    train = _patch_label_data(build_split("train", 64, 0), processor.image_processor)
+    held_out = _patch_label_data(build_split("check", 16, 0), processor.image_processor)
+    classifier = pretrain_vision_tower(config, -1, train, len(PATCH_COLORS), len(PATCH_SHAPES), steps=60, batch_size=16)
+    accuracy = patch_accuracy(classifier, held_out)
+    side = DEFAULT_SCENE_CONFIG.patches_per_side
+    assert torch.equal(classifier.grid_labels(1)[1][0], torch.arange(side * side) % side)
+    assert accuracy["row"] > 0.5 and accuracy["column"] > 0.5, accuracy

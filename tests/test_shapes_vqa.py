@@ -75,6 +75,19 @@ def _answer_from_pixels(question: dict, background: str, objects: dict, config: 
     return "top" if row < half else "bottom"
 
 
+def _caption_from_pixels(background: str, objects: dict, config: SceneConfig) -> str:
+    half = config.grid_size // 2
+    parts = [f"{background} background ."]
+    for shape in ("circle", "square", "triangle"):
+        found = [
+            f"{color} {'top' if row < half else 'bottom'} {'left' if col < half else 'right'}"
+            for (row, col), (color, kind) in sorted(objects.items())
+            if kind == shape
+        ]
+        parts.append(f"{shape} {len(found)} : {' , '.join(found)} ." if found else f"{shape} 0 .")
+    return " ".join(parts)
+
+
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     root = tmp_path_factory.mktemp("shapes_vqa")
@@ -82,8 +95,8 @@ def exported(tmp_path_factory):
 
 
 def test_answers_recomputed_from_rendered_pixels(exported):
-    """Feature: answers correct by construction. Every answer in the ground-truth file equals the answer recomputed
-    from the PNG's pixels, and the dense per-patch labels match the decoded cells."""
+    """Feature: answers correct by construction. Every answer and caption in the ground-truth file equals the one
+    recomputed from the PNG's pixels, and the dense per-patch labels match the decoded cells."""
     config = SceneConfig()
     checked = Counter()
     for line in exported.scenes.read_text().splitlines():
@@ -92,6 +105,7 @@ def test_answers_recomputed_from_rendered_pixels(exported):
         scene = Scene.from_dict(row["scene"])
         assert background == scene.background
         assert objects == {(o.row, o.col): (o.color, o.shape) for o in scene.objects}
+        assert row["caption"] == _caption_from_pixels(background, objects, config)
         colors, shapes = patch_labels(scene)
         per_cell = config.cell_size // config.patch_size
         for index in range(config.patches_per_side**2):
@@ -134,7 +148,8 @@ def test_question_file_is_the_eval_runner_format(exported):
 
 def test_llava_exports_read_by_training_data(exported):
     """Feature: the LLaVA-format exports train like a real dataset: `training.data` reads every record without a
-    bad one, with the image first in the first user turn and the caption / answers as assistant turns."""
+    bad one, with the image first in the first user turn and the caption / answers as assistant turns. The stage-2
+    mix holds every VQA conversation and every caption conversation, nothing else."""
     from training.data import read_llava_dataset
 
     for path, turns in ((exported.captions, 2), (exported.instruct, None)):
@@ -144,6 +159,12 @@ def test_llava_exports_read_by_training_data(exported):
         assert messages[0]["content"][0]["type"] == "image"
         if turns is not None:
             assert len(messages) == turns
+    mix = json.loads(exported.mix.read_text())
+    parts = json.loads(exported.instruct.read_text()) + json.loads(exported.captions.read_text())
+    assert sorted(json.dumps(r["conversations"]) for r in mix) == sorted(json.dumps(r["conversations"]) for r in parts)
+    assert len({r["id"] for r in mix}) == len(mix)
+    _, report = read_llava_dataset(exported.mix, exported.root, strict=True)
+    assert report.num_bad == 0
 
 
 def test_answer_balance():
