@@ -132,11 +132,11 @@ def pretrain_vision_tower(
     )
     generator = torch.Generator().manual_seed(seed)
     model.train()
+    rows, columns = model.grid_labels(batch_size)  # the same grid for every batch
     bar = tqdm(range(steps), desc="vision pre-training", unit="step")
     for step in bar:
         index = torch.randint(len(train.pixel_values), (batch_size,), generator=generator)
         logits = model(train.pixel_values[index])
-        rows, columns = model.grid_labels(batch_size)
         loss = sum(
             nn.functional.cross_entropy(head_logits.flatten(0, 1), labels.flatten())
             for head_logits, labels in zip(logits, (train.colors[index], train.shapes[index], rows, columns), strict=True)
