@@ -46,6 +46,7 @@ from .scorers import (
     normalize_vqa_answer,
     rotate_options,
     score_exact_match,
+    score_gqa,
     score_llava_bench,
     score_mmbench,
     score_mme,
@@ -102,6 +103,11 @@ class Benchmark:
     table_metrics: tuple[str, ...] = ()
     judge_task: str | None = None
     submission: Callable[[list[Question], dict[str, str]], list[dict]] | None = field(default=None, repr=False)
+    lenient_score: Callable[[list[dict]], dict[str, float]] | None = field(default=None, repr=False)
+
+    def scorer(self, lenient: bool = False) -> Callable[[list[dict]], dict[str, float]]:
+        """The reference scorer; with `lenient`, the more forgiving one where the benchmark has one."""
+        return self.lenient_score if lenient and self.lenient_score is not None else self.score
 
     def prompt(self, question: Question) -> str:
         """The question followed by the benchmark's instruction (not repeated when the text already ends with it)."""
@@ -280,7 +286,7 @@ def _vqav2_submission(questions: list[Question], answers: dict[str, str]) -> lis
 def _vizwiz_submission(questions: list[Question], answers: dict[str, str]) -> list[dict]:
     rows = []
     for question in questions:
-        answer = normalize_vqa_answer(answers.get(question.question_id, "")) or "unanswerable"
+        answer = normalize_vqa_answer(answers.get(question.question_id, ""))
         image = question.images[0].name if question.images and isinstance(question.images[0], Path) else ""
         rows.append({"image": image, "answer": answer})
     return rows
@@ -489,13 +495,15 @@ BENCHMARKS: dict[str, Benchmark] = {
                   table_metrics=("accuracy/yes/no", "accuracy/number", "accuracy/other"),
                   submission=_vqav2_submission),
         Benchmark("textvqa", "TextVQA", load_vqa, score_vqa, "accuracy", SHORT_ANSWER_PROMPT),
-        Benchmark("vizwiz", "VizWiz", load_vqa, lambda s: score_vqa(s, empty_answer="unanswerable"), "accuracy",
+        Benchmark("vizwiz", "VizWiz", load_vqa, score_vqa, "accuracy",
                   f"{UNANSWERABLE_PROMPT}\n{SHORT_ANSWER_PROMPT}", table_metrics=("accuracy/unanswerable",),
-                  submission=_vizwiz_submission),
-        Benchmark("gqa", "GQA", load_gqa, lambda s: score_exact_match(s, group_key=None), "accuracy",
-                  SHORT_ANSWER_PROMPT),
+                  submission=_vizwiz_submission,
+                  lenient_score=lambda s: score_vqa(s, empty_answer="unanswerable")),
+        Benchmark("gqa", "GQA", load_gqa, score_gqa, "accuracy", SHORT_ANSWER_PROMPT,
+                  lenient_score=lambda s: score_gqa(s, lenient=True)),
         Benchmark("scienceqa_img", "ScienceQA-IMG", load_scienceqa, score_multiple_choice, "accuracy",
-                  OPTION_LETTER_PROMPT, table_metrics=("unparsed",)),
+                  OPTION_LETTER_PROMPT, table_metrics=("unparsed",),
+                  lenient_score=lambda s: score_multiple_choice(s, lenient=True)),
         Benchmark("pope", "POPE", load_pope, score_pope, "f1", SHORT_ANSWER_PROMPT,
                   table_metrics=("accuracy", "random/f1", "popular/f1", "adversarial/f1")),
         Benchmark("mme", "MME", load_mme, score_mme, "perception", SHORT_ANSWER_PROMPT,

@@ -4,7 +4,9 @@ For each budget m the answers go to `<answers>/<benchmark>_m<m>.jsonl`, one line
 after every batch; a re-run skips the question ids already there, so an interrupted run resumes where it stopped.
 Scoring writes `<benchmark>_results.json`, a markdown table `<benchmark>_results.md` and a plot
 `<benchmark>_results.png` (the benchmark's main metric against m). `--score-only` scores existing answer files
-without loading a model.
+without loading a model. Scoring follows each benchmark's reference evaluation code; `--lenient-parsing` picks the
+more forgiving answer reading where a benchmark has one, and the results file records which was used ("parsing").
+Shapes-VQA needs no download: without `--questions` the runner writes the test split `mqt-llava demo` uses.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from .judge import (
 logger = logging.getLogger(__name__)
 
 PAPER_BUDGETS = (2, 4, 8, 16, 36, 64, 144, 256)
+SHAPES_VQA_SEED = 0
 _ANSWER_FILE = re.compile(r"_m(\d+)\.jsonl$")
 
 
@@ -48,6 +51,18 @@ def parse_budgets(text: str) -> list[int]:
             )
         budgets.append(int(item))
     return sorted(set(budgets))
+
+
+def write_shapes_vqa_split(out_dir: Path) -> Path:
+    """Writes the Shapes-VQA test split `mqt-llava demo` evaluates (seed 0, its default number of scenes) to
+    `out_dir` and returns its question file. The export is deterministic: the same files every time."""
+    from .demo import DEFAULT_TEST_SCENES
+    from .shapes_vqa import export_split
+
+    files = export_split(out_dir, "test", DEFAULT_TEST_SCENES, SHAPES_VQA_SEED)
+    logger.info("shapes_vqa: wrote the test split (seed %d, %d scenes) to %s", SHAPES_VQA_SEED, DEFAULT_TEST_SCENES,
+                out_dir)  # fmt: skip
+    return files.questions
 
 
 def answers_path(out_dir: Path, benchmark: str, num_visual_tokens: int) -> Path:
@@ -166,9 +181,10 @@ def score_budget(
     judge,
     judge_cache: Path,
     judge_prompts: JudgePrompts | None = None,
+    lenient: bool = False,
 ) -> dict[str, float] | None:
     """Metrics of one answer file (plus coverage counts); None when nothing can be scored. Judge-graded benchmarks
-    need `judge` and `judge_prompts`."""
+    need `judge` and `judge_prompts`; `lenient` picks the benchmark's forgiving answer reading, if it has one."""
     gradable = [question for question in questions if question.gold is not None]
     samples = [
         {**question.gold, "question_id": question.question_id, "prediction": answers[question.question_id]["text"]}
@@ -182,7 +198,7 @@ def score_budget(
                        benchmark.name, len(gradable) - len(samples), len(gradable), len(samples))  # fmt: skip
     if benchmark.judge_task is not None:
         samples = judge_samples(benchmark.judge_task, samples, judge, judge_cache, judge_prompts)
-    metrics = benchmark.score(samples)
+    metrics = benchmark.scorer(lenient)(samples)
     metrics["num_answered"] = float(len(samples))
     metrics["num_gradable"] = float(len(gradable))
     return metrics
@@ -192,8 +208,11 @@ def _format(value: float | None) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
-def write_results(out_dir: Path, benchmark: Benchmark, model: str | None, results: dict[int, dict]) -> list[Path]:
-    """Writes the results JSON, a markdown table and a PNG plot of the main metric against m; returns their paths."""
+def write_results(
+    out_dir: Path, benchmark: Benchmark, model: str | None, results: dict[int, dict], parsing: str = "reference"
+) -> list[Path]:
+    """Writes the results JSON, a markdown table and a PNG plot of the main metric against m; returns their paths.
+    `parsing` ("reference" or "lenient") is recorded in the JSON and, when lenient, in the table's title."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -202,7 +221,7 @@ def write_results(out_dir: Path, benchmark: Benchmark, model: str | None, result
     stem = Path(out_dir) / f"{benchmark.name}_results"
     budgets = sorted(results)
     payload = {"benchmark": benchmark.name, "title": benchmark.title, "model": model, "metric": benchmark.headline,
-               "results": {str(m): results[m] for m in budgets}}  # fmt: skip
+               "parsing": parsing, "results": {str(m): results[m] for m in budgets}}  # fmt: skip
     json_path = stem.with_suffix(".json")
     json_path.write_text(json.dumps(payload, indent=2) + "\n")
 
@@ -213,7 +232,8 @@ def write_results(out_dir: Path, benchmark: Benchmark, model: str | None, result
         answered = f"{int(results[m]['num_answered'])}/{int(results[m]['num_gradable'])}"
         lines.append(f"| {m} | {' | '.join(cells)} | {answered} |")
     table_path = stem.with_suffix(".md")
-    table_path.write_text(f"{benchmark.title} ({benchmark.headline})\n\n" + "\n".join(lines) + "\n")
+    mode = ", lenient parsing" if parsing == "lenient" else ""
+    table_path.write_text(f"{benchmark.title} ({benchmark.headline}{mode})\n\n" + "\n".join(lines) + "\n")
 
     figure, axis = plt.subplots(figsize=(5, 3.2))
     values = [results[m][benchmark.headline] for m in budgets]
@@ -244,7 +264,8 @@ def _existing_budgets(out_dir: Path, benchmark: str) -> list[int]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", help="model folder (or Hub id); not needed with --score-only")
     parser.add_argument("--benchmark", required=True, choices=sorted(BENCHMARKS))
-    parser.add_argument("--questions", required=True, type=Path, help="question file (JSONL / JSON / TSV)")
+    parser.add_argument("--questions", type=Path, help="question file (JSONL / JSON / TSV); required except for "
+                        "shapes_vqa, which without it writes the demo's test split to <answers>/split")  # fmt: skip
     parser.add_argument("--images", type=Path, help="folder the question file's image paths are relative to")
     parser.add_argument("--annotations", type=Path, help="gold answers, when they are not in the question file")
     parser.add_argument("--answers", type=Path, help="output folder (default: eval_results/<benchmark>)")
@@ -254,6 +275,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-new-tokens", type=int, help="default: the benchmark's own (16 for short answers)")
     parser.add_argument("--limit", type=int, help="only the first N questions (a quick check)")
     parser.add_argument("--score-only", action="store_true", help="score existing answer files, load no model")
+    parser.add_argument("--lenient-parsing", action="store_true", help="read answers more forgivingly where the "
+                        "benchmark allows it (ScienceQA-IMG, GQA, VizWiz) instead of exactly as its reference "
+                        "evaluation code does; the scores are then not comparable with published ones")  # fmt: skip
     parser.add_argument("--device", help="default: cuda when available, else cpu")
     parser.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"])
     parser.add_argument("--judge-model", help="judge for llava_bench / mmvet: a local chat-model folder, or a model "
@@ -308,12 +332,17 @@ def run(args: argparse.Namespace) -> int:
     benchmark = get_benchmark(args.benchmark)
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
-    if not args.questions.exists():
-        raise FileNotFoundError(f"--questions {args.questions} does not exist")
-    questions = benchmark.load(args.questions, args.images or args.questions.parent, args.annotations)
+    out_dir = args.answers or Path("eval_results") / benchmark.name
+    questions_path = args.questions
+    if questions_path is None:
+        if benchmark.name != "shapes_vqa":
+            raise ValueError(f"--questions is required for {benchmark.name} (only shapes_vqa writes its own split)")
+        questions_path = write_shapes_vqa_split(out_dir / "split")
+    if not questions_path.exists():
+        raise FileNotFoundError(f"--questions {questions_path} does not exist")
+    questions = benchmark.load(questions_path, args.images or questions_path.parent, args.annotations)
     if args.limit:
         questions = questions[: args.limit]
-    out_dir = args.answers or Path("eval_results") / benchmark.name
     out_dir.mkdir(parents=True, exist_ok=True)
     budgets = parse_budgets(args.num_visual_tokens) if args.num_visual_tokens else None
     if not args.score_only:
@@ -349,18 +378,22 @@ def run(args: argparse.Namespace) -> int:
             )
             return 0
 
+    lenient = args.lenient_parsing and benchmark.lenient_score is not None
+    if args.lenient_parsing and not lenient:
+        logger.warning("%s has no lenient reading: scored exactly as its reference evaluation does", benchmark.title)
     results = {}
     for m in budgets:
         path = answers_path(out_dir, benchmark.name, m)
         answers = read_answers(path)
-        metrics = score_budget(benchmark, questions, answers, judge, path.with_suffix(".reviews.jsonl"), prompts)
+        metrics = score_budget(benchmark, questions, answers, judge, path.with_suffix(".reviews.jsonl"), prompts,
+                               lenient)  # fmt: skip
         if metrics is None:
             logger.warning("%s: no answer in %s matches a gradable question; m=%d not scored", benchmark.name, path, m)
         else:
             results[m] = metrics
     if not results:
         return 1
-    for path in write_results(out_dir, benchmark, args.model, results):
+    for path in write_results(out_dir, benchmark, args.model, results, "lenient" if lenient else "reference"):
         logger.info("wrote %s", path)
     sys.stdout.write((Path(out_dir) / f"{benchmark.name}_results.md").read_text())
     return 0
@@ -376,4 +409,5 @@ __all__ = [
     "parse_budgets",
     "read_answers",
     "run",
+    "write_shapes_vqa_split",
 ]

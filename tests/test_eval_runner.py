@@ -485,3 +485,56 @@ def test_mmvet_retries_until_the_judge_gives_a_grade(tmp_path, chat_server) -> N
     ]
     assert [r["temperature"] for r in received] == [0.0, 0.5]
     assert json.loads((out / "mmvet_results.json").read_text())["results"]["2"]["total"] == pytest.approx(50.0)
+
+
+def test_lenient_parsing_is_an_explicit_option_recorded_in_the_results(tmp_path, caplog) -> None:
+    """Scoring follows the reference evaluation unless --lenient-parsing is given; the results file says which
+    reading was used, and a benchmark without a forgiving reading says so and is scored by the reference."""
+    rows = [{"question_id": str(i), "image": "x.png", "text": "Which?", "answer": "B", "options": ["cat", "dog"]}
+            for i in range(2)]  # fmt: skip
+    _write_jsonl(tmp_path / "sqa.jsonl", rows)
+    out = tmp_path / "sqa_out"
+    out.mkdir()
+    # "(B)" fails ScienceQA's reference parser (llava/eval/eval_science_qa.py); the forgiving reading takes it.
+    answers = [{"question_id": "0", "text": "B"}, {"question_id": "1", "text": "(B)"}]
+    _write_jsonl(out / "scienceqa_img_m4.jsonl", answers)
+    argv = ["--benchmark", "scienceqa_img", "--questions", str(tmp_path / "sqa.jsonl"), "--answers", str(out),
+            "--score-only"]  # fmt: skip
+    assert runner.run(_eval_args(*argv)) == 0
+    results = json.loads((out / "scienceqa_img_results.json").read_text())
+    assert results["parsing"] == "reference" and results["results"]["4"]["accuracy"] == 50.0
+    assert "lenient" not in (out / "scienceqa_img_results.md").read_text()
+    assert runner.run(_eval_args(*argv, "--lenient-parsing")) == 0
+    results = json.loads((out / "scienceqa_img_results.json").read_text())
+    assert results["parsing"] == "lenient" and results["results"]["4"]["accuracy"] == 100.0
+    assert "lenient parsing" in (out / "scienceqa_img_results.md").read_text().splitlines()[0]
+
+    _write_jsonl(tmp_path / "pope.jsonl", [{"question_id": "0", "image": "x.png", "text": "Is there a cat?",
+                                            "label": "yes", "category": "random"}])  # fmt: skip
+    pope_out = tmp_path / "pope_out"
+    pope_out.mkdir()
+    _write_jsonl(pope_out / "pope_m4.jsonl", [{"question_id": "0", "text": "Yes"}])
+    with caplog.at_level(logging.WARNING):
+        assert runner.run(_eval_args("--benchmark", "pope", "--questions", str(tmp_path / "pope.jsonl"),
+                                     "--answers", str(pope_out), "--score-only", "--lenient-parsing")) == 0  # fmt: skip
+    assert "POPE has no lenient reading" in caplog.text
+    assert json.loads((pope_out / "pope_results.json").read_text())["parsing"] == "reference"
+
+
+def test_shapes_vqa_without_questions_writes_the_demo_split(tiny_model_dir, tmp_path) -> None:
+    """`mqt-llava eval --benchmark shapes_vqa` needs no question file: it writes the test split the demo evaluates
+    (seed 0, the demo's number of scenes) next to the answers and scores it. Other benchmarks still need one."""
+    from evaluation.demo import DEFAULT_TEST_SCENES
+    from evaluation.shapes_vqa.export import export_split
+
+    out = tmp_path / "out"
+    argv = ["--model", str(tiny_model_dir), "--benchmark", "shapes_vqa", "--answers", str(out),
+            "--num-visual-tokens", "2", "--limit", "6", "--batch-size", "6", "--max-new-tokens", "2"]  # fmt: skip
+    assert runner.run(_eval_args(*argv)) == 0
+    expected = export_split(tmp_path / "expected", "test", DEFAULT_TEST_SCENES, seed=0)
+    assert (out / "split" / "test_questions.jsonl").read_bytes() == expected.questions.read_bytes()
+    assert (out / "split" / "images" / "test-00000.png").is_file()
+    metrics = json.loads((out / "shapes_vqa_results.json").read_text())["results"]["2"]
+    assert metrics["num_gradable"] == 6 and metrics["num_answered"] == 6
+    with pytest.raises(ValueError, match="--questions is required for gqa"):
+        runner.run(_eval_args("--benchmark", "gqa", "--answers", str(tmp_path / "gqa"), "--score-only"))

@@ -35,7 +35,7 @@ from evaluation.scorers import (
         ("dont", "don't"),
         ("couldnt've", "couldn't've"),
         ("Unanswerable.", "unanswerable"),
-        ("The man's hat!", "man's hat"),
+        ("The man's hat!", "man 's hat"),
         ("1,000", "1000"),
         ("2.5", "2.5"),
         ("hot-dog", "hot dog"),
@@ -60,7 +60,8 @@ def test_vqa_accuracy_leave_one_out() -> None:
 
 
 def test_score_vqa_per_answer_type_and_vizwiz_unanswerable() -> None:
-    """VizWiz scoring: an empty answer means "unanswerable"; per-answer-type accuracy is reported."""
+    """score_vqa's `empty_answer` (VizWiz's lenient reading): an empty answer means "unanswerable"; without it the
+    empty answer is scored as it is. Per-answer-type accuracy is reported."""
     samples = [
         {"prediction": "", "answers": ["unanswerable"] * 10, "answer_type": "unanswerable"},
         {"prediction": "Unanswerable", "answers": ["unanswerable"] * 10, "answer_type": "unanswerable"},
@@ -170,7 +171,8 @@ def test_mmbench_rotations_and_circular_scoring() -> None:
      ("Dog.", "B"), ("A dog", None), ("E", None), ("I am not sure", None)],
 )  # fmt: skip
 def test_option_letter_parsing(text: str, letter: str | None) -> None:
-    """ScienceQA/MMBench answer parsing: letters in their usual forms or the option text; nothing else."""
+    """The forgiving option-letter reading (MMBench, --lenient-parsing): letters in their usual forms or the option
+    text; nothing else."""
     assert parse_option_letter(text, ["cat", "dog", "bird"]) == letter
 
 

@@ -1,8 +1,10 @@
 """Multiple-choice answers read from free text: option-letter parsing and ScienceQA-IMG accuracy.
 
-LLaVA-style prompts ask for "the option's letter from the given choices directly", so a good answer is "B"; the
-parser also accepts "B.", "(B)", "B. a cat", "The answer is B." and the text of an option itself. Anything else is
-unparsed and counts as wrong.
+Two readings. `parse_scienceqa_answer` is the reference one (`eval_science_qa.py` of LLaVA-1.5): the answer is exactly
+an option letter, starts with "B. ", or holds exactly one "The answer is B" followed by any character; anything else
+fails. `parse_option_letter` is forgiving: it also takes "B.", "(B)", "B:", "Answer: B", a lower-case letter, the first
+of two stated answers and the text of an option itself; MMBench's offline scoring and `--lenient-parsing` use it.
+An answer that names no option counts as wrong either way.
 """
 
 from __future__ import annotations
@@ -12,16 +14,37 @@ import string
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 
-__all__ = ["OPTION_LETTERS", "parse_option_letter", "score_multiple_choice"]
+__all__ = ["OPTION_LETTERS", "parse_option_letter", "parse_scienceqa_answer", "score_multiple_choice"]
 
 OPTION_LETTERS = string.ascii_uppercase
 _LEADING_LETTER = re.compile(r"^\(?([A-Z])(?:\)|\.|:|,|$)")
 _STATED_LETTER = re.compile(r"\b(?i:answer|option|choice) is:?\s*\(?([A-Z])\b")
 _ANSWER_FIELD = re.compile(r"^(?i:answer)\s*:\s*\(?([A-Z])\b")
 
+# The reference knows five letters only, and its pattern wants one more character (any but a line break) after the
+# letter: "The answer is BA." reads as B, a bare "The answer is B" at the very end reads as nothing.
+_SCIENCEQA_LETTERS = ("A", "B", "C", "D", "E")
+_SCIENCEQA_STATED = re.compile(r"The answer is ([A-Z]).")
+
 
 def _clean_option_text(text: str) -> str:
     return " ".join(text.lower().strip().rstrip(".").split())
+
+
+def parse_scienceqa_answer(text: str, num_options: int) -> str | None:
+    """The option letter the ScienceQA reference parser reads from `text`, or None where it fails.
+
+    The text is taken as written (no trimming): a bare letter, a letter followed by ". ", or a single
+    "The answer is X" + one character. A letter beyond the `num_options` options is a failure.
+    """
+    if text in _SCIENCEQA_LETTERS:
+        letter = text
+    elif len(text) >= 3 and text[0] in _SCIENCEQA_LETTERS and text[1:3] == ". ":
+        letter = text[0]
+    else:
+        stated = _SCIENCEQA_STATED.findall(text)
+        letter = stated[0] if len(stated) == 1 else None
+    return letter if letter in _SCIENCEQA_LETTERS[:num_options] else None
 
 
 def parse_option_letter(text: str, options: Sequence[str]) -> str | None:
@@ -44,8 +67,11 @@ def parse_option_letter(text: str, options: Sequence[str]) -> str | None:
     return matching[0] if len(matching) == 1 else None
 
 
-def score_multiple_choice(samples: Iterable[Mapping], group_key: str | None = "category") -> dict[str, float]:
-    """Option-letter accuracy (percent), e.g. ScienceQA-IMG.
+def score_multiple_choice(
+    samples: Iterable[Mapping], group_key: str | None = "category", lenient: bool = False
+) -> dict[str, float]:
+    """Option-letter accuracy (percent), e.g. ScienceQA-IMG: answers read by `parse_scienceqa_answer`, or with
+    `lenient` by `parse_option_letter`.
 
     Each sample has `prediction` (free text), `answer` (the gold letter), `options` (option texts in letter order)
     and optionally `group_key`. Returns {"accuracy", "accuracy/<group>"..., "unparsed", "num_samples"}; "unparsed"
@@ -55,7 +81,10 @@ def score_multiple_choice(samples: Iterable[Mapping], group_key: str | None = "c
     per_group: dict[str, list[bool]] = defaultdict(list)
     unparsed = 0
     for sample in samples:
-        letter = parse_option_letter(sample["prediction"], sample["options"])
+        if lenient:
+            letter = parse_option_letter(sample["prediction"], sample["options"])
+        else:
+            letter = parse_scienceqa_answer(sample["prediction"], len(sample["options"]))
         unparsed += letter is None
         correct = letter == str(sample["answer"]).strip().upper()
         overall.append(correct)

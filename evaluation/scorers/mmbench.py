@@ -1,7 +1,9 @@
 """MMBench circular evaluation.
 
 A question with n options is asked n times, its options rotated by one place each time (the gold letter moves with
-its option); it counts as right only when every rotation is answered right.
+its option, as in LLaVA's `llava/eval/model_vqa_mmbench.py`); it counts as right only when every rotation is answered
+right. Answers are read with the forgiving `parse_option_letter`: MMBench's own numbers come from its evaluation
+server, whose answer matching (heuristics with a language-model fallback) is not reproduced offline.
 """
 
 from __future__ import annotations

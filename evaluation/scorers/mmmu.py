@@ -1,10 +1,13 @@
-"""MMMU: multiple-choice and open questions, answers parsed from free text by MMMU's official rules.
+"""MMMU: multiple-choice and open questions, answers parsed from free text by MMMU's own rules (`eval_utils.py`).
 
-Multiple choice: a letter in brackets "(B)" wins, then a bare letter " B ", then (for answers longer than five words)
-the text of an option; when several match, the one mentioned last counts; when none does, MMMU guesses at random.
-Here the guess is drawn from a generator seeded with the question id, so a score is reproducible.
+Multiple choice: the edge marks , . ! ? ; : ' are stripped one after another, in that order; then a letter in
+brackets "(B)" wins, then a bare letter " B ", then (for answers longer than five words) the text of an option; when
+several match, the one mentioned last counts; when none does, MMMU guesses at random. Here the guess is drawn from a
+generator seeded with the question id, so a score is reproducible (MMMU seeds one generator for the whole run, so its
+guesses depend on the order the questions are scored in).
 Open questions: the parts after "is", "so", "thus", "answer"... and every number in them are compared with the gold
-answer (numbers rounded to two decimals, text by containment).
+answer (numbers rounded to two decimals, text by containment); when no line yields a non-empty part, the whole
+response is the part ("5 =" is read as "5 =", hence the number 5).
 """
 
 from __future__ import annotations
@@ -18,17 +21,20 @@ from .choice import OPTION_LETTERS
 
 __all__ = ["parse_mmmu_choice", "parse_mmmu_open", "mmmu_open_correct", "score_mmmu"]
 
-_EDGE_PUNCTUATION = ",.!?;:'"
+_EDGE_MARKS = (",", ".", "!", "?", ";", ":", "'")
 _KEY_INDICATORS = ("could be ", "so ", "is ", "thus ", "therefore ", "final ", "answer ", "result ")
 _NUMBER_WITH_COMMAS = re.compile(r"-?\b\d{1,3}(?:,\d{3})+\b")
 _NUMBER_SCIENTIFIC = re.compile(r"-?\d+(?:\.\d+)?[eE][+-]?\d+")
-_NUMBER_SIMPLE = re.compile(r"-?(?:\d+\.\d+|\.\d+|\d+)(?![eE][+-]?\d+)(?![,\d])")
+_NUMBER_SIMPLE = re.compile(r"-?(?:\d+\.\d+|\.\d+|\d+\b)(?![eE][+-]?\d+)(?![,\d])")
+_TRIVIAL_PARTS = (":", ",", ".", "!", "?", ";", "'")
 
 
 def parse_mmmu_choice(response: str, options: Sequence[str], seed: str = "") -> str:
     """The option letter an answer picks among `options` (texts in letter order); a seeded guess when none matches."""
     letters = OPTION_LETTERS[: len(options)]
-    padded = f" {response.strip(_EDGE_PUNCTUATION)} "
+    for mark in _EDGE_MARKS:
+        response = response.strip(mark)
+    padded = f" {response} "
     candidates = [letter for letter in letters if f"({letter})" in padded]
     position: dict[str, int] = {letter: padded.rfind(f"({letter})") for letter in candidates}
     if not candidates:
@@ -58,19 +64,29 @@ def _normalize(value: str) -> list[str | float]:
     return [f" {value}", f"{value} "] if len(value) == 1 else [value]
 
 
+def _key_tail(line: str, indicators: Sequence[str]) -> str | None:
+    """The tail after the key indicators of one line, picked as MMMU does: indicators are tried in order, a tail
+    replaces the pick when it is shorter or when the pick so far is empty."""
+    picked: str | None = None
+    for indicator in indicators:
+        if indicator in line:
+            tail = line.split(indicator)[-1].strip()
+            if not picked or len(tail) < len(picked):
+                picked = tail
+    return picked
+
+
 def _key_parts(response: str) -> list[str]:
-    """The shortest tail after a key indicator in each line (the whole answer when no line has one)."""
+    """The key tail of each line that has a non-empty, non-trivial one; the whole answer when no line has."""
     text = response.strip().strip(".").lower()
     # MMMU splits on ". " before a capital letter too, but only after lower-casing, so in effect on new lines only.
     lines = text.split("\n")
     parts = []
     for number, line in enumerate(lines):
         indicators = _KEY_INDICATORS + (("=",) if number == len(lines) - 1 else ())
-        tails = [line.split(indicator)[-1].strip() for indicator in indicators if indicator in line]
-        if tails:
-            shortest = min(tails, key=len)
-            if shortest not in (":", ",", ".", "!", "?", ";", "'"):
-                parts.append(shortest)
+        tail = _key_tail(line, indicators)
+        if tail and tail not in _TRIVIAL_PARTS:
+            parts.append(tail)
     return parts or [text]
 
 

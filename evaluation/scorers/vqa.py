@@ -1,8 +1,10 @@
-"""VQA accuracy (VQAv2, VizWiz, TextVQA) with the official answer normalisation.
+"""VQA accuracy (VQAv2, VizWiz, TextVQA) with the answer normalisation of LLaVA's reference evaluation.
 
-The rules follow the VQA challenge's evaluation: an answer is cleaned of punctuation, number words become digits,
-articles are dropped and apostrophe-less contractions get their apostrophe back; a prediction then scores
-min(#humans who gave it / 3, 1), averaged over the ten leave-one-annotator-out subsets of the human answers.
+Normalisation follows `EvalAIAnswerProcessor` in LLaVA's `llava/eval/m4c_evaluator.py`, which TextVQA's evaluator
+and the VQAv2 / VizWiz upload scripts run: a word step first (lower-case, commas and question marks deleted, "'s" split
+off its word), then punctuation handling, number words to digits, articles dropped and apostrophe-less contractions
+given their apostrophe back. A prediction then scores min(#humans who gave it / 3, 1), averaged over the
+leave-one-annotator-out subsets of the human answers (`TextVQAAccuracyEvaluator`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ _NUMBER_WORDS = {
     "five": "5", "six": "6", "seven": "7", "eight": "8", "nine": "9", "ten": "10",
 }  # fmt: skip
 _ARTICLES = frozenset({"a", "an", "the"})
-# Punctuation the official evaluation removes (or turns into a space); apostrophes and periods are handled apart.
+# Punctuation the reference removes (or turns into a space); apostrophes and periods are handled apart.
 _PUNCTUATION = (
     ";",
     "/",
@@ -42,12 +44,14 @@ _PUNCTUATION = (
     "?",
     "!",
 )
-# A period is dropped unless a digit follows it ("2.5" stays); the official pattern's look-behind never fires.
+# A period is dropped unless a digit follows it ("2.5" stays); the reference pattern's look-behind never fires.
 _PERIOD = re.compile(r"\.(?!\d)")
-_DIGIT_COMMA_DIGIT = re.compile(r"\d,\d")
+# The reference hands `re.UNICODE` (32) to `sub` where the count goes, so at most 32 periods are dropped.
+_MAX_PERIODS_DROPPED = 32
+_DIGIT_COMMAS_DIGIT = re.compile(r"(?<=\d),+(?=\d)")
 
-# The official contraction table, written as canonical forms: each key of the official table is a canonical form
-# with exactly one apostrophe left out. The table's few irregular entries are listed after it.
+# The reference contraction table, written as canonical forms: each key of that table is a canonical form with
+# exactly one apostrophe left out. The table's few irregular entries are listed after it.
 _CANONICAL_CONTRACTIONS = (
     "ain't aren't can't could've couldn't couldn't've didn't doesn't don't hadn't hadn't've hasn't haven't he'd "
     "he'd've he's how'd how'll how's isn't it'd it'd've it'll ma'am mightn't mightn't've might've mustn't must've "
@@ -58,7 +62,7 @@ _CANONICAL_CONTRACTIONS = (
     "why're why's won't would've wouldn't wouldn't've y'all y'all'll y'all'd've you'd you'd've you'll you're you've"
 ).split()
 _IRREGULAR_CONTRACTIONS = {
-    # Capitalised keys in the official table; they never match lower-cased text but are kept for fidelity.
+    # Capitalised keys in the reference table; they never match lower-cased text but are kept for fidelity.
     "Id've": "I'd've", "I'dve": "I'd've", "Im": "I'm", "Ive": "I've",
     "let's": "let's", "she's": "she's", "twas": "'twas", "somebody'd": "somebodyd",
     "ow's'at": "'ow's'at", "'ows'at": "'ow's'at", "'ow'sat": "'ow's'at",
@@ -81,19 +85,26 @@ def _contraction_table() -> dict[str, str]:
 _CONTRACTIONS = _contraction_table()
 
 
+def _split_words(text: str) -> str:
+    """The processor's word step: lower-case, delete commas and question marks, split "'s" from its word."""
+    return text.lower().replace(",", "").replace("?", "").replace("'s", " 's").strip()
+
+
 def _strip_punctuation(text: str) -> str:
+    """Deletes each mark that touches a space in `text` as given (or every mark, when `text` holds a digit-comma-digit
+    group), and turns the others into spaces; the space test always looks at the text before any mark was handled."""
+    delete_all = _DIGIT_COMMAS_DIGIT.search(text) is not None
+    edited = text
     for mark in _PUNCTUATION:
-        # A mark next to a space (or any text with a digit-comma-digit group) is deleted; inside a word it separates.
-        if f"{mark} " in text or f" {mark}" in text or _DIGIT_COMMA_DIGIT.search(text):
-            text = text.replace(mark, "")
-        else:
-            text = text.replace(mark, " ")
-    return _PERIOD.sub("", text)
+        touches_space = f"{mark} " in text or f" {mark}" in text
+        edited = edited.replace(mark, "" if touches_space or delete_all else " ")
+    return _PERIOD.sub("", edited, count=_MAX_PERIODS_DROPPED)
 
 
 def normalize_vqa_answer(answer: str) -> str:
-    """Normalise an answer the way the VQA evaluation does ("Two dogs." -> "2 dogs", "dont" -> "don't")."""
-    text = answer.replace("\n", " ").replace("\t", " ").strip()
+    """Normalise an answer like the reference processor ("Two dogs." -> "2 dogs", "red,white" -> "redwhite",
+    "What's up" -> "what 's up", "dont" -> "don't")."""
+    text = _split_words(answer).replace("\n", " ").replace("\t", " ").strip()
     text = _strip_punctuation(text)
     words = [_NUMBER_WORDS.get(word, word) for word in text.lower().split()]
     words = [_CONTRACTIONS.get(word, word) for word in words if word not in _ARTICLES]
@@ -119,7 +130,8 @@ def score_vqa(samples: Iterable[Mapping], empty_answer: str | None = None) -> di
     """Mean VQA accuracy (percent) overall and per answer type.
 
     Each sample has `prediction` (str), `answers` (the human answers, list of str) and optionally `answer_type`
-    ("yes/no", "number", "other", "unanswerable"). `empty_answer` replaces an empty prediction (VizWiz: "unanswerable").
+    ("yes/no", "number", "other", "unanswerable"). `empty_answer`, when given, replaces a prediction that normalises
+    to nothing (a forgiving VizWiz reading, "unanswerable"; the reference scores the empty answer as it is).
     Returns {"accuracy", "accuracy/<answer_type>"..., "num_samples"}.
     """
     per_type: dict[str, list[float]] = defaultdict(list)
