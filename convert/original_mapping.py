@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 from transformers import LlamaConfig, PretrainedConfig
 
-from .configuration_mqt_llava import MqtLlavaConfig
+from mqt_llava.modeling_mqt_llava.configuration_mqt_llava import MqtLlavaConfig
 from .original_checkpoint import CheckpointError, TensorInfo
 
 logger = logging.getLogger(__name__)

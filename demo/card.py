@@ -7,7 +7,7 @@ from typing import Any
 
 from huggingface_hub import ModelCard
 
-from model_cards import render_model_card
+from mqt_llava.model_cards import render_model_card
 
 RESULTS_KEY = "shapes_vqa_results"
 

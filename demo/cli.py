@@ -5,7 +5,7 @@ Default: loads the shipped model (`evaluation/assets/mqt-llava-tiny`, made by `m
 answers every question at m in {1, 2, 4, 8, 16, 32, M}, prints the accuracy/FLOPs table, writes `results.json` and
 `results.png` to `--out`, and ends with one example answered at several m.
 
-`--train` first reproduces the model from scratch (`demo_pipeline.train_pipeline`), exports it as a Hub folder with
+`--train` first reproduces the model from scratch (`train_pipeline`), exports it as a Hub folder with
 its model card to `OUT/mqt-llava-tiny`, then evaluates it the same way; `--baselines` adds models trained with a
 fixed m (4, 16, M) on the same number of samples.
 """
@@ -25,10 +25,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from mqt_llava.evaluation import ASSETS_DIR
+from mqt_llava.evaluation.shapes_vqa import DEFAULT_TEST_SCENES
+
 logger = logging.getLogger(__name__)
 
-SHIPPED_MODEL = Path(__file__).resolve().parent / "assets" / "mqt-llava-tiny"
-DEFAULT_TEST_SCENES = 200
+SHIPPED_MODEL = ASSETS_DIR / "mqt-llava-tiny"
 EXAMPLE_BUDGETS = (1, 4, 16)
 
 
@@ -74,7 +76,7 @@ def _check_args(args: argparse.Namespace) -> None:
 
 
 def _train(args: argparse.Namespace, out: Path):
-    from .demo_pipeline.train_pipeline import DEFAULT_MINUTES, TrainSettings, train_demo
+    from .train_pipeline import DEFAULT_MINUTES, TrainSettings, train_demo
 
     settings = TrainSettings(seed=args.seed if args.seed is not None else 0)
     if args.train_scenes is not None:
@@ -95,15 +97,15 @@ def export_folder(trained_dir: Path, model_dir: Path) -> None:
 
 
 def _num_queries() -> int:
-    from modeling_mqt_llava.presets import preset_config
+    from mqt_llava.tools.presets import preset_config
 
-    from .demo_pipeline.model_setup import DEMO_PRESET
+    from .model_setup import DEMO_PRESET
 
     return preset_config(DEMO_PRESET).num_queries
 
 
 def _example(pipe, record, num_queries: int) -> dict[str, Any]:
-    from .demo_pipeline.sweep import answer_questions
+    from .sweep import answer_questions
 
     question = next((q for q in record.questions if q.family == "count"), record.questions[-1])
     single = dataclasses.replace(record, questions=(question,))
@@ -121,9 +123,9 @@ def peak_memory_mb() -> float:
 def evaluate(model_dir: Path, seed: int, num_scenes: int, batch_size: int, baseline_dirs: dict[int, Path]) -> dict[str, Any]:
     """Sweeps m on a freshly generated test split through the pipeline; returns the `results.json` content (without
     timings). Fixed-m baselines are evaluated at their own m."""
-    from evaluation.shapes_vqa import FAMILIES, build_split
+    from mqt_llava.evaluation.shapes_vqa import FAMILIES, build_split
 
-    from .demo_pipeline.sweep import count_flops, load_pipeline, sweep
+    from .sweep import count_flops, load_pipeline, sweep
 
     records = build_split("test", num_scenes, seed)
     pipe = load_pipeline(model_dir)
@@ -171,7 +173,7 @@ def _training_record(settings, outcome, results: dict[str, Any]) -> dict[str, st
 
 
 def _summary(results: dict[str, Any], out: Path, recorded: dict[str, Any] | None) -> str:
-    from .demo_pipeline.report import format_table
+    from .report import format_table
 
     benchmark, example = results["benchmark"], results["example"]
     text = (
@@ -191,10 +193,10 @@ def _summary(results: dict[str, Any], out: Path, recorded: dict[str, Any] | None
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from evaluation.shapes_vqa import export_split
+    from mqt_llava.evaluation.shapes_vqa import export_split
 
-    from .demo_pipeline.card import recorded_results, write_demo_card
-    from .demo_pipeline.report import plot_results, write_results
+    from .card import recorded_results, write_demo_card
+    from .report import plot_results, write_results
 
     _check_args(args)
     if "OMP_NUM_THREADS" not in os.environ:

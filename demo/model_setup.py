@@ -7,7 +7,7 @@ import itertools
 import torch
 from transformers import PreTrainedTokenizerFast
 
-from evaluation.shapes_vqa import (
+from mqt_llava.evaluation.shapes_vqa import (
     BACKGROUNDS,
     CAPTION_PROMPT,
     COLORS,
@@ -15,15 +15,11 @@ from evaluation.shapes_vqa import (
     SceneConfig,
     question_text,
 )
-from modeling_mqt_llava import (
-    MqtLlavaConfig,
-    MqtLlavaForConditionalGeneration,
-    MqtLlavaProcessor,
-)
-from modeling_mqt_llava.presets import preset_config
-from processing.build import build_processor
-from processing.processing_mqt_llava import VICUNA_SYSTEM_PROMPT
-from processing.tokenizer import build_word_tokenizer
+from mqt_llava.modeling_mqt_llava import MqtLlavaConfig, MqtLlavaForConditionalGeneration
+from mqt_llava.tools.presets import preset_config
+from mqt_llava.processing.build import build_processor
+from mqt_llava.processing.processing_mqt_llava import VICUNA_SYSTEM_PROMPT, MqtLlavaProcessor
+from mqt_llava.processing.tokenizer import build_word_tokenizer
 
 DEMO_PRESET = "mqt-llava-tiny"
 # Shapes-VQA images are not photographs: normalise every channel around mid-grey.

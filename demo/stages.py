@@ -12,12 +12,12 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from training.arguments import parse_recipe
-from training.sft import train
+from mqt_llava.training.arguments import RECIPES_DIR, parse_recipe
+from mqt_llava.training.sft import train
 
 logger = logging.getLogger(__name__)
 
-RECIPES = Path(__file__).resolve().parents[2] / "training" / "recipes"
+RECIPES = RECIPES_DIR
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,8 @@ from PIL import Image
 from tqdm.auto import tqdm
 from transformers import Pipeline, pipeline
 
-from evaluation.cost.flop_counting import count_parts
-from evaluation.shapes_vqa import FAMILIES, SceneRecord
+from mqt_llava.evaluation.cost.flop_counting import count_parts
+from mqt_llava.evaluation.shapes_vqa import FAMILIES, SceneRecord
 
 from .report import average
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from evaluation.shapes_vqa import (
+from mqt_llava.evaluation.shapes_vqa import (
     DEFAULT_SCENE_CONFIG,
     PATCH_COLORS,
     PATCH_SHAPES,
@@ -33,7 +33,7 @@ from evaluation.shapes_vqa import (
     export_split,
     patch_labels,
 )
-from modeling_mqt_llava.presets import preset_config
+from mqt_llava.tools.presets import preset_config
 
 from .model_setup import DEMO_PRESET, build_demo_model, build_demo_processor
 from .stages import StageSettings, run_stage

@@ -36,8 +36,8 @@ import torch
 import transformers
 from transformers import LlavaForConditionalGeneration
 
-from evaluation.cost.bench_report import TIMED, format_summary, summarize
-from evaluation.cost.bench_setup import (
+from mqt_llava.evaluation.cost.bench_report import TIMED, format_summary, summarize
+from mqt_llava.evaluation.cost.bench_setup import (
     BENCH_CONFIGS,
     BenchCase,
     build_bench_model,
@@ -45,13 +45,14 @@ from evaluation.cost.bench_setup import (
     set_image_run_length,
     text_only_ids,
 )
-from evaluation.cost.flop_counting import count_on_fake_tensors, count_parts
-from evaluation.cost.options import DEFAULT_PROMPT_TOKENS, budgets_for, int_list
-from evaluation.cost.peer import build_llava_peer, grid_features, llava_peer_config, peer_image_size
-from evaluation.cost.plots import plot_bench
-from evaluation.cost.timing import Clocks, SectionTimer, Stats, kv_cache_bytes, peak_memory_during
-from modeling_mqt_llava import MqtLlavaForConditionalGeneration, MqtLlavaProcessor
-from mqt_llava_tools.testing import make_image
+from mqt_llava.evaluation.cost.flop_counting import count_on_fake_tensors, count_parts
+from mqt_llava.evaluation.cost.options import DEFAULT_PROMPT_TOKENS, budgets_for, int_list
+from mqt_llava.evaluation.cost.peer import build_llava_peer, grid_features, llava_peer_config, peer_image_size
+from mqt_llava.evaluation.cost.plots import plot_bench
+from mqt_llava.evaluation.cost.timing import Clocks, SectionTimer, Stats, kv_cache_bytes, peak_memory_during
+from mqt_llava.modeling_mqt_llava import MqtLlavaForConditionalGeneration
+from mqt_llava.processing.processing_mqt_llava import MqtLlavaProcessor
+from mqt_llava.tools.testing import make_image
 
 __all__ = ["add_arguments", "build_cases", "run", "run_benchmark"]
 

@@ -17,12 +17,12 @@ from typing import Any
 
 from transformers import LlavaForConditionalGeneration
 
-from evaluation.cost.flop_counting import PartFlops, count_on_fake_tensors, count_parts
-from evaluation.cost.options import DEFAULT_PROMPT_TOKENS, budgets_for, int_list, markdown_table
-from evaluation.cost.peer import grid_features, llava_peer_config
-from evaluation.cost.plots import plot_flops
-from modeling_mqt_llava import MqtLlavaConfig, MqtLlavaForConditionalGeneration
-from modeling_mqt_llava.presets import PRESETS, preset_config
+from mqt_llava.evaluation.cost.flop_counting import PartFlops, count_on_fake_tensors, count_parts
+from mqt_llava.evaluation.cost.options import DEFAULT_PROMPT_TOKENS, budgets_for, int_list, markdown_table
+from mqt_llava.evaluation.cost.peer import grid_features, llava_peer_config
+from mqt_llava.evaluation.cost.plots import plot_flops
+from mqt_llava.modeling_mqt_llava import MqtLlavaConfig, MqtLlavaForConditionalGeneration
+from mqt_llava.tools.presets import PRESETS, preset_config
 
 __all__ = ["PAPER_LLAVA_TFLOPS", "PAPER_TFLOPS", "add_arguments", "flops_report", "format_table", "run"]
 

@@ -56,8 +56,7 @@ def parse_budgets(text: str) -> list[int]:
 def write_shapes_vqa_split(out_dir: Path) -> Path:
     """Writes the Shapes-VQA test split `mqt-llava demo` evaluates (seed 0, its default number of scenes) to
     `out_dir` and returns its question file. The export is deterministic: the same files every time."""
-    from .demo import DEFAULT_TEST_SCENES
-    from .shapes_vqa import export_split
+    from .shapes_vqa import DEFAULT_TEST_SCENES, export_split
 
     files = export_split(out_dir, "test", DEFAULT_TEST_SCENES, SHAPES_VQA_SEED)
     logger.info("shapes_vqa: wrote the test split (seed %d, %d scenes) to %s", SHAPES_VQA_SEED, DEFAULT_TEST_SCENES,

@@ -1,26 +1,12 @@
-"""MQT-LLaVA as a Hugging Face model package.
+"""The remote-code payload: configuration, query transformer and model of MQT-LLaVA.
 
-Importing this package registers the config, the models and the processor with the Auto classes, and marks them so
-that every saved folder carries its remote code (`auto_map` plus the payload files).
+These files are what a saved folder carries for `trust_remote_code=True`; they import nothing but torch,
+transformers, the standard library and each other. The processor's payload file is `processing/processing_mqt_llava.py`.
 """
-
-from transformers import AutoConfig, AutoModel, AutoModelForImageTextToText, AutoProcessor
-
-from processing.processing_mqt_llava import MqtLlavaProcessor
 
 from .configuration_mqt_llava import MqtLlavaConfig
 from .modeling_mqt_llava import MqtLlavaForConditionalGeneration, MqtLlavaModel, MqtLlavaPreTrainedModel
 from .query_transformer import MatryoshkaQueryTransformer
-
-AutoConfig.register(MqtLlavaConfig.model_type, MqtLlavaConfig, exist_ok=True)
-AutoModel.register(MqtLlavaConfig, MqtLlavaModel, exist_ok=True)
-AutoModelForImageTextToText.register(MqtLlavaConfig, MqtLlavaForConditionalGeneration, exist_ok=True)
-AutoProcessor.register(MqtLlavaConfig, MqtLlavaProcessor, exist_ok=True)
-
-MqtLlavaConfig.register_for_auto_class("AutoConfig")
-MqtLlavaModel.register_for_auto_class("AutoModel")
-MqtLlavaForConditionalGeneration.register_for_auto_class("AutoModelForImageTextToText")
-MqtLlavaProcessor.register_for_auto_class("AutoProcessor")
 
 __all__ = [
     "MatryoshkaQueryTransformer",
@@ -28,5 +14,4 @@ __all__ = [
     "MqtLlavaForConditionalGeneration",
     "MqtLlavaModel",
     "MqtLlavaPreTrainedModel",
-    "MqtLlavaProcessor",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from dataclasses import dataclass
 
 import torch
@@ -10,6 +11,7 @@ from torch import nn
 from transformers import AutoModel, GenerationConfig, GenerationMixin, PreTrainedModel
 from transformers import initialization as init
 from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
+from transformers.quantizers.quantizers_utils import should_convert_module
 from transformers.utils import logging
 
 from .configuration_mqt_llava import MqtLlavaConfig, check_num_visual_tokens
@@ -41,6 +43,32 @@ def image_run_lengths(input_ids: torch.LongTensor, image_token_id: int) -> torch
     return torch.bincount(run_index[is_image.flatten()], minlength=int(starts.sum()))
 
 
+def check_quantization_skip_modules(model: nn.Module, skip_modules: list[str] | None) -> None:
+    """Refuses a bitsandbytes `llm_int8_skip_modules` entry that names a part of `model` by its short name.
+
+    transformers compares each entry with the start or the end of a linear layer's full name, so `"vision_tower"`
+    matches no layer of `MqtLlavaForConditionalGeneration` (whose layers are `model.vision_tower....`) and the
+    vision tower would be quantized without a word. Raises a `ValueError` giving the full names instead.
+    """
+    linear_names = [name for name, module in model.named_modules() if isinstance(module, nn.Linear)]
+    for entry in skip_modules or ():
+        if any(not should_convert_module(name, [entry]) for name in linear_names):
+            continue
+        # where the entry stands as whole name components inside a layer's name, e.g. "model.vision_tower"
+        prefixes = sorted(
+            {name[: f".{name}.".index(f".{entry}.") + len(entry)] for name in linear_names if f".{entry}." in f".{name}."}
+        )
+        if not prefixes:
+            continue
+        part = "model." if isinstance(getattr(model, "model", None), MqtLlavaModel) else ""
+        recommended = [f"{part}vision_tower", f"{part}query_transformer"] + (["lm_head"] if part else [])
+        raise ValueError(
+            f"llm_int8_skip_modules entry {entry!r} matches no layer of {type(model).__name__}: transformers compares "
+            f"each entry with the start or the end of a layer's full name. Write {prefixes[0]!r} instead; to keep "
+            f"the vision tower and the query transformer unquantised, pass llm_int8_skip_modules={recommended}."
+        )
+
+
 class MqtLlavaPreTrainedModel(PreTrainedModel):
     config: MqtLlavaConfig
     config_class = MqtLlavaConfig
@@ -52,6 +80,15 @@ class MqtLlavaPreTrainedModel(PreTrainedModel):
     _supports_flash_attn = True
     _supports_sdpa = True
     _supports_attention_backend = True
+
+    def post_init(self) -> None:
+        super().post_init()
+        quantization = getattr(self.config, "quantization_config", None)
+        if isinstance(quantization, dict):
+            skip_modules = quantization.get("llm_int8_skip_modules")
+        else:
+            skip_modules = getattr(quantization, "llm_int8_skip_modules", None)
+        check_quantization_skip_modules(self, skip_modules)
 
     def _init_weights(self, module: nn.Module) -> None:
         super()._init_weights(module)
@@ -84,18 +121,17 @@ class MqtLlavaModel(MqtLlavaPreTrainedModel):
             features = features[:, 1:]
         return features
 
-    def get_image_features(
-        self, pixel_values: torch.FloatTensor, num_visual_tokens: int | None = None, output_attentions: bool = False
-    ) -> torch.FloatTensor:
+    def get_image_features(self, pixel_values: torch.FloatTensor, num_visual_tokens: int | None = None) -> torch.FloatTensor:
         """pixel_values (B, 3, H, W) -> visual tokens (B, m, H_text), m = `num_visual_tokens` (default: config, else M).
 
-        With `output_attentions=True`, returns `(tokens, per-layer attention weights (B, heads, m, N))`.
+        The query transformer's attention weights come from `self.query_transformer(features, m,
+        output_attentions=True)` on `self.get_vision_features(pixel_values)`.
         """
         m = num_visual_tokens if num_visual_tokens is not None else self.config.num_visual_tokens
         m = check_num_visual_tokens(self.config.num_queries if m is None else m, self.config.num_queries)
         features = self.get_vision_features(pixel_values.to(self.vision_tower.dtype))
-        tokens, weights = self.query_transformer(features, m, output_attentions=output_attentions)
-        return (tokens, weights) if output_attentions else tokens
+        tokens, _ = self.query_transformer(features, m)
+        return tokens
 
     def merge_image_features(
         self, input_ids: torch.LongTensor, inputs_embeds: torch.FloatTensor, pixel_values: torch.FloatTensor
@@ -146,6 +182,12 @@ class MqtLlavaModel(MqtLlavaPreTrainedModel):
             if input_ids is None:
                 raise ValueError("pixel_values need input_ids: the image-token runs say where each image goes.")
             inputs_embeds, image_features = self.merge_image_features(input_ids, inputs_embeds, pixel_values)
+        elif input_ids is not None and bool((input_ids == self.config.image_token_id).any()):
+            runs = image_run_lengths(input_ids, self.config.image_token_id).numel()
+            raise ValueError(
+                f"The input ids hold {runs} run(s) of image tokens (id {self.config.image_token_id}) but no "
+                "pixel_values were given: pass the images too (e.g. processor(images=..., text=...))."
+            )
         outputs = self.language_model(
             attention_mask=attention_mask,
             position_ids=position_ids,
@@ -263,12 +305,13 @@ class MqtLlavaForConditionalGeneration(MqtLlavaPreTrainedModel, GenerationMixin)
     ) -> int | None:
         """The m `generate` uses: the call argument, else a non-null `generation_config.num_visual_tokens`, else None
         (every image keeps the run the processor gave it)."""
-        if num_visual_tokens is None:
-            config = generation_config if generation_config is not None else self.generation_config
-            num_visual_tokens = getattr(config, "num_visual_tokens", None)
+        if num_visual_tokens is not None:
+            return check_num_visual_tokens(num_visual_tokens, self.config.num_queries)
+        config = generation_config if generation_config is not None else self.generation_config
+        num_visual_tokens = getattr(config, "num_visual_tokens", None)
         if num_visual_tokens is None:
             return None
-        return check_num_visual_tokens(num_visual_tokens, self.config.num_queries)
+        return check_num_visual_tokens(num_visual_tokens, self.config.num_queries, "generation_config.num_visual_tokens")
 
     @torch.no_grad()
     def generate(
@@ -286,25 +329,33 @@ class MqtLlavaForConditionalGeneration(MqtLlavaPreTrainedModel, GenerationMixin)
         the left) before decoding. The returned sequences start with the caller's own `input_ids`.
         """
         m = self.resolve_num_visual_tokens(num_visual_tokens, generation_config)
-        if input_ids is None or m is None or not (input_ids == self.config.image_token_id).any():
-            return super().generate(
-                input_ids=input_ids, attention_mask=attention_mask, generation_config=generation_config, **kwargs
-            )
-        if bool((image_run_lengths(input_ids, self.config.image_token_id) == m).all()):
-            return super().generate(
-                input_ids=input_ids, attention_mask=attention_mask, generation_config=generation_config, **kwargs
-            )
-        new_ids, new_mask = self.resize_image_runs(input_ids, attention_mask, m)
+        prompt_ids, prompt_mask = input_ids, attention_mask
+        if m is not None and input_ids is not None:
+            if bool((image_run_lengths(input_ids, self.config.image_token_id) != m).any()):
+                prompt_ids, prompt_mask = self.resize_image_runs(input_ids, attention_mask, m)
         outputs = super().generate(
-            input_ids=new_ids, attention_mask=new_mask, generation_config=generation_config, **kwargs
+            input_ids=prompt_ids, attention_mask=prompt_mask, generation_config=generation_config, **kwargs
         )
+        if prompt_ids is input_ids:
+            return outputs
+        # the decoded part follows the rewritten prompt: put the caller's own ids back in front of it
         sequences = outputs if isinstance(outputs, torch.Tensor) else outputs.sequences
         prompts = input_ids.to(sequences.device).repeat_interleave(sequences.shape[0] // input_ids.shape[0], dim=0)
-        sequences = torch.cat([prompts, sequences[:, new_ids.shape[1] :]], dim=1)
+        sequences = torch.cat([prompts, sequences[:, prompt_ids.shape[1] :]], dim=1)
         if isinstance(outputs, torch.Tensor):
             return sequences
         outputs.sequences = sequences
         return outputs
 
+    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
+        """`PreTrainedModel.save_pretrained`, refusing first a `generation_config.num_visual_tokens` that is neither
+        null nor in 1..M (saved, it would fail only at the next `generate`)."""
+        self.resolve_num_visual_tokens(None, self.generation_config)
+        return super().save_pretrained(save_directory, *args, **kwargs)
+
+
+# Saved folders carry this file, its imports and an `auto_map` entry, so they load with `trust_remote_code=True`.
+MqtLlavaModel.register_for_auto_class("AutoModel")
+MqtLlavaForConditionalGeneration.register_for_auto_class("AutoModelForImageTextToText")
 
 __all__ = ["MqtLlavaPreTrainedModel", "MqtLlavaModel", "MqtLlavaForConditionalGeneration"]

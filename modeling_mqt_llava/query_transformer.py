@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers.activations import ACT2FN
 from transformers.modeling_layers import GradientCheckpointingLayer
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
 from .configuration_mqt_llava import MqtLlavaConfig
 
@@ -49,19 +50,48 @@ def resize_position_table(table: torch.Tensor, num_positions: int) -> torch.Tens
     return grid.permute(0, 2, 3, 1).reshape(num_positions, -1).to(table.dtype)  # (T*T, D)
 
 
+def eager_attention_forward(
+    module: nn.Module,
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    attention_mask: torch.Tensor | None,
+    scaling: float,
+    dropout: float = 0.0,
+    **kwargs,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Attention written out: query (B, h, m, hd), key and value (B, h, N, hd) -> output (B, m, h, hd) and the
+    softmax weights (B, h, m, N), the signature of transformers' attention functions."""
+    scores = query @ key.transpose(-1, -2) * scaling  # (B, h, m, N)
+    if attention_mask is not None:
+        scores = scores + attention_mask
+    weights = scores.softmax(dim=-1, dtype=torch.float32).to(query.dtype)
+    weights = F.dropout(weights, p=dropout, training=module.training)
+    return (weights @ value).transpose(1, 2).contiguous(), weights
+
+
 class QueryCrossAttention(nn.Module):
-    """Multi-head cross-attention with separate q/k/v/o projections (so LoRA can target each)."""
+    """Multi-head cross-attention with separate q/k/v/o projections (so LoRA can target each).
+
+    The attention itself runs through transformers' attention functions, so `attn_implementation` ("eager", "sdpa",
+    "flash_attention_2", a kernel) means the same here as in the vision tower and the language model. Queries attend
+    to every key (no mask, not causal). Asking for the attention weights runs the eager function, the only one that
+    returns them.
+    """
+
+    is_causal = False
 
     def __init__(self, config: MqtLlavaConfig):
         super().__init__()
+        self.config = config
         self.hidden_size = config.vision_config.hidden_size
         self.num_heads = config.query_num_heads
         self.head_dim = self.hidden_size // self.num_heads
+        self.scaling = self.head_dim**-0.5
         self.q_proj = nn.Linear(self.hidden_size, self.hidden_size)
         self.k_proj = nn.Linear(self.hidden_size, self.hidden_size)
         self.v_proj = nn.Linear(self.hidden_size, self.hidden_size)
         self.o_proj = nn.Linear(self.hidden_size, self.hidden_size)
-        self.config = config
 
     def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
         batch, length, _ = x.shape
@@ -70,20 +100,18 @@ class QueryCrossAttention(nn.Module):
     def forward(
         self, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, output_attentions: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """query (B, m, D), key (B or 1, N, D), value (B, N, D) -> output (B, m, D), weights (B, h, m, N) or None."""
+        """query (B or 1, m, D), key (B or 1, N, D), value (B, N, D) -> output (B, m, D), weights (B, h, m, N) or None."""
         batch = value.shape[0]
-        q = self._split_heads(self.q_proj(query))  # (B, h, m, hd)
+        # the first layer's queries (and position-only keys) are shared by every image: broadcast them to the batch
+        q = self._split_heads(self.q_proj(query)).expand(batch, -1, -1, -1)  # (B, h, m, hd)
         k = self._split_heads(self.k_proj(key)).expand(batch, -1, -1, -1)  # (B, h, N, hd)
         v = self._split_heads(self.v_proj(value))  # (B, h, N, hd)
-        weights = None
-        if output_attentions or self.config._attn_implementation == "eager":
-            scores = q @ k.transpose(-1, -2) / math.sqrt(self.head_dim)  # (B, h, m, N)
-            weights = scores.softmax(dim=-1, dtype=torch.float32).to(q.dtype)
-            out = weights @ v
-        else:
-            out = F.scaled_dot_product_attention(q, k, v)
-        out = out.transpose(1, 2).reshape(batch, -1, self.hidden_size)  # (B, m, D)
-        return self.o_proj(out), weights
+        attention = eager_attention_forward
+        if not output_attentions:
+            attention = ALL_ATTENTION_FUNCTIONS.get_interface(self.config._attn_implementation, eager_attention_forward)
+        out, weights = attention(self, q, k, v, None, scaling=self.scaling, dropout=0.0, is_causal=False)
+        out = out.reshape(batch, -1, self.hidden_size)  # (B, m, D)
+        return self.o_proj(out), (weights if output_attentions else None)
 
 
 class QueryFeedForward(nn.Module):

@@ -1,28 +1,56 @@
-"""The `mqt-llava` console script.
+"""The `mqt-llava` command: one subcommand per job.
 
-Each subcommand lives in its own module exposing `add_arguments(parser)` and `run(args) -> int`; modules are
-imported only when their subcommand runs, so `mqt-llava --help` stays fast.
+Each subcommand is a module with `add_arguments(parser)` and `run(args) -> int`. A subcommand's module is imported
+only when that subcommand runs (most of them import torch), so `mqt-llava --help` answers at once.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
+from types import ModuleType
 
-SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "demo": ("evaluation.demo", "Show one model serving every token budget on Shapes-VQA (the main job)."),
-    "generate": ("modeling_mqt_llava.generate_cli", "Answer a question about an image, streaming the answer."),
-    "create": ("modeling_mqt_llava.create_cli", "Write a randomly initialised model folder from a preset."),
-    "train": ("training.cli", "Train with a TRL SFT recipe (stage 1, stage 2, LoRA, QLoRA)."),
-    "merge": ("training.merge", "Merge a LoRA adapter into its base and write a self-contained Hub folder."),
-    "convert": ("mqt_llava_tools.convert_original", "Convert the released MQT-LLaVA checkpoint to this format."),
-    "flops": ("evaluation.flops", "Count forward FLOPs per part for each token budget."),
-    "bench": ("evaluation.bench", "Measure CPU latency and memory for each token budget."),
-    "eval": ("evaluation.runner", "Run and score a benchmark at several token budgets (resumable)."),
-    "push": ("model_cards.push", "Upload a model folder to the Hugging Face Hub."),
+SUBCOMMANDS: dict[str, str] = {
+    "demo": "Show one model serving every token budget on Shapes-VQA (the main job).",
+    "generate": "Answer a question about an image, streaming the answer.",
+    "create": "Write a new model folder: pretrained towers with a fresh query transformer, or a tiny random model.",
+    "train": "Train with a TRL SFT recipe (stage 1, stage 2, LoRA, QLoRA).",
+    "merge": "Merge a LoRA adapter into its base and write a self-contained Hub folder.",
+    "convert": "Convert the released MQT-LLaVA checkpoint to this format.",
+    "flops": "Count forward FLOPs per part for each token budget.",
+    "bench": "Measure CPU latency and memory for each token budget.",
+    "eval": "Run and score a benchmark at several token budgets (resumable).",
+    "push": "Upload a model folder to the Hugging Face Hub.",
 }
+
+
+def load_subcommand(name: str) -> ModuleType:
+    """The module that implements subcommand `name` (one of `SUBCOMMANDS`)."""
+    match name:
+        case "demo":
+            from mqt_llava.demo import cli as module
+        case "generate":
+            from mqt_llava import generate as module
+        case "create":
+            from mqt_llava.tools import create as module
+        case "train":
+            from mqt_llava.training import cli as module
+        case "merge":
+            from mqt_llava.training import merge as module
+        case "convert":
+            from mqt_llava.convert import convert_original as module
+        case "flops":
+            from mqt_llava.evaluation import flops as module
+        case "bench":
+            from mqt_llava.evaluation import bench as module
+        case "eval":
+            from mqt_llava.evaluation import runner as module
+        case "push":
+            from mqt_llava.model_cards import push as module
+        case _:
+            raise ValueError(f"unknown subcommand {name!r}; choose one of {sorted(SUBCOMMANDS)}")
+    return module
 
 
 def _top_level_parser() -> argparse.ArgumentParser:
@@ -31,7 +59,7 @@ def _top_level_parser() -> argparse.ArgumentParser:
         description="MQT-LLaVA: one vision-language model, any number of visual tokens.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="subcommands:\n"
-        + "\n".join(f"  {name:<10} {help_text}" for name, (_, help_text) in SUBCOMMANDS.items())
+        + "\n".join(f"  {name:<10} {help_text}" for name, help_text in SUBCOMMANDS.items())
         + "\n\nRun `mqt-llava SUBCOMMAND --help` for its options.",
     )
     parser.add_argument("subcommand", choices=sorted(SUBCOMMANDS), metavar="SUBCOMMAND")
@@ -45,8 +73,8 @@ def main(argv: list[str] | None = None) -> int:
         _top_level_parser().parse_args(argv or ["--help"])
         return 2
     name, rest = argv[0], argv[1:]
-    module = importlib.import_module(SUBCOMMANDS[name][0])
-    parser = argparse.ArgumentParser(prog=f"mqt-llava {name}", description=SUBCOMMANDS[name][1])
+    module = load_subcommand(name)
+    parser = argparse.ArgumentParser(prog=f"mqt-llava {name}", description=SUBCOMMANDS[name])
     module.add_arguments(parser)
     args = parser.parse_args(rest)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

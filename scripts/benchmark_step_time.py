@@ -1,7 +1,7 @@
 """Training step time versus the visual-token budget m, through the real SFT pipeline (collator, forward, backward,
 optimizer step), on a small randomly initialised model.
 
-    python -m training.benchmark_step_time --out /tmp/step_time   # writes step_time.json, prints a Markdown table
+    python scripts/benchmark_step_time.py --out /tmp/step_time   # writes step_time.json, prints a Markdown table
 
 Each setting trains the same model on the same toy data (stage-2 parts: query transformer + language model) with a
 fixed m or the `paper` distribution; the step time is the median over the measured steps, after warm-up steps.
@@ -21,11 +21,10 @@ from pathlib import Path
 import torch
 from transformers import TrainerCallback
 
-from mqt_llava_tools.testing import save_tiny_model
-
-from .arguments import parse_recipe
-from .sft import build_trainer
-from .toy import write_toy_dataset
+from mqt_llava.tools.testing import save_tiny_model
+from mqt_llava.tools.toy_data import write_toy_dataset
+from mqt_llava.training.arguments import parse_recipe
+from mqt_llava.training.sft import build_trainer
 
 logger = logging.getLogger(__name__)
 
@@ -119,8 +118,7 @@ def time_setting(
         "--disable_tqdm",
         "true",
     ]
-    recipe = Path(__file__).parent / "recipes" / "stage2_instruct.yaml"
-    trainer = build_trainer(*parse_recipe(recipe, overrides))
+    trainer = build_trainer(*parse_recipe("stage2_instruct", overrides))
     timer, lengths = StepTimer(), []
     trainer.add_callback(timer)
     trainer.model.model.register_forward_pre_hook(

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-REPO_PACKAGES = ("modeling_mqt_llava", "processing", "training", "evaluation", "model_cards")
+REPO_PACKAGES = ("mqt_llava",)  # the one import package this repository installs
 
 # Runs first in every isolated subprocess: hides the repository's packages from both sys.path and the editable
 # install's import hook, and proves it. (Only the repository root leaves sys.path: a virtual environment may live
@@ -28,7 +28,7 @@ class _BlockRepository(importlib.abc.MetaPathFinder):
 sys.meta_path.insert(0, _BlockRepository())
 sys.path = [p for p in sys.path if p not in ("", ".", {str(REPO_ROOT)!r})]
 try:
-    import modeling_mqt_llava
+    import mqt_llava
     raise SystemExit("the repository is importable in the isolated subprocess")
 except ModuleNotFoundError:
     pass
@@ -61,6 +61,6 @@ def run_isolated(script: str, tmp_path: Path, timeout: int = 300) -> dict:
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A saved tiny random model folder (M = 16 queries, CLIP 32 px / patch 8, Llama hidden 64)."""
-    from mqt_llava_tools.testing import save_tiny_model
+    from mqt_llava.tools.testing import save_tiny_model
 
     return save_tiny_model(tmp_path_factory.mktemp("tiny_model"), seed=0)

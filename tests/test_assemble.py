@@ -8,8 +8,8 @@ from transformers import AutoModelForImageTextToText, CLIPVisionConfig, CLIPVisi
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
-from modeling_mqt_llava.cli import main
-from mqt_llava_tools.testing import TINY_CORPUS
+from mqt_llava.cli import main
+from mqt_llava.tools.testing import TINY_CORPUS
 
 
 def tokenizer_without_image_token() -> PreTrainedTokenizerFast:

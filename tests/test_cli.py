@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 
-from modeling_mqt_llava.cli import SUBCOMMANDS
-from mqt_llava_tools.testing import make_image
+from mqt_llava.cli import SUBCOMMANDS
+from mqt_llava.tools.testing import make_image
 
 
 def run_cli(*args: str, cwd) -> subprocess.CompletedProcess:

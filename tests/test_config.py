@@ -6,8 +6,8 @@ import pytest
 import torch
 from transformers import AutoConfig
 
-from modeling_mqt_llava import MqtLlavaConfig, MqtLlavaForConditionalGeneration
-from modeling_mqt_llava.presets import preset_config
+from mqt_llava import MqtLlavaConfig, MqtLlavaForConditionalGeneration
+from mqt_llava.tools.presets import preset_config
 
 SIGLIP_QWEN2 = {
     "vision_config": {

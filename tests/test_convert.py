@@ -29,11 +29,11 @@ from transformers import (
 )
 
 from conftest import run_isolated
-from modeling_mqt_llava import MqtLlavaForConditionalGeneration, MqtLlavaProcessor
-from modeling_mqt_llava.cli import main as cli_main
-from modeling_mqt_llava.original_mapping import build_target_config
-from modeling_mqt_llava.presets import preset_config
-from mqt_llava_tools.testing import make_image
+from mqt_llava import MqtLlavaForConditionalGeneration, MqtLlavaProcessor
+from mqt_llava.cli import main as cli_main
+from mqt_llava.convert.original_mapping import build_target_config
+from mqt_llava.tools.presets import preset_config
+from mqt_llava.tools.testing import make_image
 
 SYSTEM = (
     "A chat between a curious user and an artificial intelligence assistant. "

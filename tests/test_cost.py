@@ -12,14 +12,14 @@ import pytest
 import torch
 from torch import nn
 
-from evaluation import flops as flops_command
-from evaluation.cost.bench_setup import build_bench_model, prompt_with_text_tokens, text_only_ids
-from evaluation.cost.flop_counting import count_flops, count_parts
-from evaluation.cost.options import budgets_for, int_list
-from evaluation.cost.peer import build_llava_peer, peer_image_size
-from evaluation.flops import flops_report
-from modeling_mqt_llava.presets import preset_config
-from mqt_llava_tools.testing import make_image
+from mqt_llava.evaluation import flops as flops_command
+from mqt_llava.evaluation.cost.bench_setup import build_bench_model, prompt_with_text_tokens, text_only_ids
+from mqt_llava.evaluation.cost.flop_counting import count_flops, count_parts
+from mqt_llava.evaluation.cost.options import budgets_for, int_list
+from mqt_llava.evaluation.cost.peer import build_llava_peer, peer_image_size
+from mqt_llava.evaluation.flops import flops_report
+from mqt_llava.tools.presets import preset_config
+from mqt_llava.tools.testing import make_image
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

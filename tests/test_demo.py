@@ -14,16 +14,16 @@ from conftest import REPO_ROOT, run_isolated
 from huggingface_hub import ModelCard
 from PIL import Image
 
-from evaluation.demo import SHIPPED_MODEL
-from evaluation.demo_pipeline.card import RESULTS_KEY
-from evaluation.shapes_vqa import FAMILIES
+from mqt_llava.demo.cli import SHIPPED_MODEL
+from mqt_llava.demo.card import RESULTS_KEY
+from mqt_llava.evaluation.shapes_vqa import FAMILIES
 
 
 def _demo(args: list[str], timeout: int = 600) -> subprocess.CompletedProcess:
     """Runs the real console entry point in a subprocess, as a user would."""
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     completed = subprocess.run(
-        [sys.executable, "-m", "modeling_mqt_llava.cli", "demo", *args],
+        [sys.executable, "-m", "mqt_llava", "demo", *args],
         check=False, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout, env=env,
     )  # fmt: skip
     assert completed.returncode == 0, completed.stderr[-5000:]
@@ -120,7 +120,7 @@ def test_default_demo_reproduces_the_card(tmp_path):
 def test_bad_arguments_are_named(tmp_path):
     """Feature: clear errors. Training-only options without --train, and a missing model folder, are refused with
     a message naming them."""
-    from evaluation.demo import _check_args, add_arguments, run
+    from mqt_llava.demo.cli import _check_args, add_arguments, run
 
     parser = argparse.ArgumentParser()
     add_arguments(parser)

@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from evaluation.demo_pipeline.model_setup import DEMO_PRESET, build_demo_model, build_demo_processor, locality_init_
-from evaluation.demo_pipeline.train_pipeline import _patch_label_data
-from evaluation.demo_pipeline.vision_pretrain import patch_accuracy, pretrain_vision_tower
-from evaluation.shapes_vqa import DEFAULT_SCENE_CONFIG, PATCH_COLORS, PATCH_SHAPES, build_split
-from modeling_mqt_llava.presets import preset_config
+from mqt_llava.demo.model_setup import DEMO_PRESET, build_demo_model, build_demo_processor, locality_init_
+from mqt_llava.demo.train_pipeline import _patch_label_data
+from mqt_llava.demo.vision_pretrain import patch_accuracy, pretrain_vision_tower
+from mqt_llava.evaluation.shapes_vqa import DEFAULT_SCENE_CONFIG, PATCH_COLORS, PATCH_SHAPES, build_split
+from mqt_llava.tools.presets import preset_config
 
 
 @pytest.fixture(scope="module")

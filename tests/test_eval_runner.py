@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from evaluation import runner
-from evaluation.benchmarks import get_benchmark
-from mqt_llava_tools.testing import make_image
+from mqt_llava.evaluation import runner
+from mqt_llava.evaluation.benchmarks import get_benchmark
+from mqt_llava.tools.testing import make_image
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 NUM_QUESTIONS = 8
@@ -68,7 +68,7 @@ def test_killed_run_resumes_and_scores_like_an_uninterrupted_one(pope_files, tin
     """Resumable evaluation: a run killed by SIGKILL mid-way resumes, answers each question exactly once, and its
     scores (and --score-only re-scoring) equal those of an uninterrupted run."""
     resumed = tmp_path / "resumed"
-    command = [sys.executable, "-m", "modeling_mqt_llava.cli", "eval", *_pope_argv(pope_files, tiny_model_dir, resumed)]
+    command = [sys.executable, "-m", "mqt_llava", "eval", *_pope_argv(pope_files, tiny_model_dir, resumed)]
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     first = resumed / "pope_m2.jsonl"
@@ -112,7 +112,7 @@ def test_killed_run_resumes_and_scores_like_an_uninterrupted_one(pope_files, tin
 
 def test_shapes_vqa_runs_through_the_runner(tiny_model_dir, tmp_path) -> None:
     """Shapes-VQA (the demo's benchmark) is scored by the same runner: exact match per question family."""
-    from evaluation.shapes_vqa.export import export_split
+    from mqt_llava.evaluation.shapes_vqa.export import export_split
 
     # the third scene of this split is the first with a unique shape, so color and position questions are asked
     files = export_split(tmp_path / "shapes", "test", num_scenes=3, seed=0)
@@ -182,7 +182,7 @@ def test_judged_benchmark_without_prompts_or_judge_says_so_and_scores_nothing(tm
 def test_judge_prompts_file_errors_and_request_layout(tmp_path) -> None:
     """--judge-prompts: a missing file or key is named in the error; only the benchmark's own keys are needed;
     LLaVA's rule.json gives per-category rules; the requests keep the official layout around the user's texts."""
-    from evaluation.judge import (
+    from mqt_llava.evaluation.judge import (
         llava_bench_messages,
         load_judge_prompts,
         mmvet_messages,
@@ -233,7 +233,7 @@ def tiny_judge_dir(tmp_path_factory) -> Path:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    from processing.tokenizer import build_word_tokenizer
+    from mqt_llava.processing.tokenizer import build_word_tokenizer
 
     tokenizer = build_word_tokenizer(["0.0 0.5 1.0 score the answer is correct wrong 8 6 question"])
     tokenizer.chat_template = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}assistant:"
@@ -296,7 +296,7 @@ def test_mmbench_tsv_expands_rotations(tmp_path) -> None:
     assert questions[3].text.startswith("A hint.\nWhich colour?")
     prompt = get_benchmark("mmbench").prompt(questions[0])
     assert prompt.endswith("\nAnswer with the option's letter from the given choices directly.")
-    from evaluation.benchmarks import open_image
+    from mqt_llava.evaluation.benchmarks import open_image
 
     assert open_image(questions[4].images[0]).size == make_image(3).size
 
@@ -322,7 +322,7 @@ def test_bad_inputs_get_clear_errors(pope_files, tiny_model_dir, tmp_path) -> No
         get_benchmark("pope").load(pope_files / "questions.jsonl", pope_files / "images", labels)
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not a png")
-    from evaluation.benchmarks import EncodedImage, open_image
+    from mqt_llava.evaluation.benchmarks import EncodedImage, open_image
 
     with pytest.raises(ValueError, match="broken.png"):
         open_image(broken)
@@ -524,8 +524,8 @@ def test_lenient_parsing_is_an_explicit_option_recorded_in_the_results(tmp_path,
 def test_shapes_vqa_without_questions_writes_the_demo_split(tiny_model_dir, tmp_path) -> None:
     """`mqt-llava eval --benchmark shapes_vqa` needs no question file: it writes the test split the demo evaluates
     (seed 0, the demo's number of scenes) next to the answers and scores it. Other benchmarks still need one."""
-    from evaluation.demo import DEFAULT_TEST_SCENES
-    from evaluation.shapes_vqa.export import export_split
+    from mqt_llava.demo.cli import DEFAULT_TEST_SCENES
+    from mqt_llava.evaluation.shapes_vqa.export import export_split
 
     out = tmp_path / "out"
     argv = ["--model", str(tiny_model_dir), "--benchmark", "shapes_vqa", "--answers", str(out),

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from modeling_mqt_llava import MqtLlavaForConditionalGeneration
-from mqt_llava_tools.testing import build_tiny_model, make_image
+from mqt_llava import MqtLlavaForConditionalGeneration
+from mqt_llava.tools.testing import build_tiny_model, make_image
 
 QUESTION = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "what is in the image ?"}]}]
 

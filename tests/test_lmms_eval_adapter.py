@@ -24,13 +24,13 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 # What installing this project writes for its `lmms_eval.models` entry point (setup.cfg), so the test does not
 # depend on whether the checkout was installed after the entry point was added.
-ENTRY_POINTS = "[lmms_eval.models]\nmqt_llava = evaluation.lmms_eval_plugin:manifest\n"
+ENTRY_POINTS = "[lmms_eval.models]\nmqt_llava = mqt_llava.evaluation.lmms_eval_plugin:manifest\n"
 
 SCRIPT = """
 import json, sys
 from lmms_eval.api.instance import Instance
 from lmms_eval.models import get_model
-from mqt_llava_tools.testing import make_image
+from mqt_llava.tools.testing import make_image
 
 model_class = get_model("mqt_llava")
 lm = model_class.create_from_arg_string(
@@ -77,12 +77,12 @@ def test_registered_model_generates_and_scores_instances(tiny_model_dir, tmp_pat
                                timeout=300)  # fmt: skip
     assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-4000:]
     result = json.loads(result_path.read_text())
-    assert result["class"] == "evaluation.lmms_eval_plugin.models.mqt_llava.MqtLlava"
+    assert result["class"] == "mqt_llava.evaluation.lmms_eval_plugin.models.mqt_llava.MqtLlava"
 
     import torch
 
-    from evaluation.runner import answer_conversations, load_model
-    from mqt_llava_tools.testing import make_image
+    from mqt_llava.evaluation.runner import answer_conversations, load_model
+    from mqt_llava.tools.testing import make_image
 
     model, processor = load_model(str(tiny_model_dir), "cpu", "float32")
     conversations = [
@@ -111,7 +111,7 @@ def test_registered_model_generates_and_scores_instances(tiny_model_dir, tmp_pat
 
 def test_num_visual_tokens_outside_the_model_range_is_refused(tiny_model_dir) -> None:
     """lmms-eval adapter: `num_visual_tokens` follows the 1..M contract and names the valid range."""
-    from evaluation.lmms_eval_plugin.models.mqt_llava import MqtLlava
+    from mqt_llava.evaluation.lmms_eval_plugin.models.mqt_llava import MqtLlava
 
     with pytest.raises(ValueError, match=r"1\.\.16"):
         MqtLlava.create_from_arg_string(f"pretrained={tiny_model_dir},num_visual_tokens=99", {"device": "cpu"})

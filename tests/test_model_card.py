@@ -13,9 +13,9 @@ import pytest
 from huggingface_hub import ModelCard
 
 from conftest import REPO_ROOT, run_isolated
-from model_cards import render_model_card
-from modeling_mqt_llava.cli import main as cli_main
-from mqt_llava_tools.testing import make_image
+from mqt_llava.model_cards import render_model_card
+from mqt_llava.cli import main as cli_main
+from mqt_llava.tools.testing import make_image
 
 RESULTS = [
     {"m": 1, "background": 0.97, "count": 0.31, "TFLOPs": 0.0123},
@@ -98,7 +98,7 @@ def run_push(*arguments: str, env_changes: dict[str, str | None]) -> subprocess.
         else:
             env[key] = value
     return subprocess.run(
-        [sys.executable, "-m", "modeling_mqt_llava.cli", "push", *arguments],
+        [sys.executable, "-m", "mqt_llava", "push", *arguments],
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120,
     )  # fmt: skip
 

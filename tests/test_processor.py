@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mqt_llava_tools.testing import build_tiny_model, make_image
-from processing.processing_mqt_llava import VICUNA_SYSTEM_PROMPT
+from mqt_llava.tools.testing import build_tiny_model, make_image
+from mqt_llava.processing.processing_mqt_llava import VICUNA_SYSTEM_PROMPT
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +31,7 @@ def test_each_image_becomes_a_run_of_k_tokens(processor):
 
 def test_saved_default_round_trips(tmp_path, processor):
     """Protects the processor's saved default budget (processor_config.json)."""
-    from processing.processing_mqt_llava import MqtLlavaProcessor
+    from mqt_llava.processing.processing_mqt_llava import MqtLlavaProcessor
 
     processor.num_visual_tokens = 9
     try:

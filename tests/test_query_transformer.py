@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from transformers import AttentionInterface
+from transformers.modeling_utils import ALL_ATTENTION_FUNCTIONS
 
-from modeling_mqt_llava import MqtLlavaForConditionalGeneration
-from modeling_mqt_llava.presets import preset_config
+from mqt_llava import MqtLlavaForConditionalGeneration
+from mqt_llava.tools.presets import preset_config
 
 
 def build(seed: int = 0, **overrides) -> MqtLlavaForConditionalGeneration:
@@ -89,7 +91,8 @@ def test_position_keys_make_attention_image_independent():
     for key_source, same in (("position", True), ("content", False)):
         model = build(query_key_source=key_source)
         with torch.no_grad():
-            _, weights = model.model.get_image_features(pixels, 16, output_attentions=True)
+            features = model.model.get_vision_features(pixels)
+            _, weights = model.model.query_transformer(features, 16, output_attentions=True)
         first, second = weights[0][0], weights[0][1]  # (heads, m, N) for each image
         assert torch.allclose(first, second, atol=1e-6) is same, key_source
 
@@ -106,6 +109,52 @@ def test_sdpa_matches_eager(num_layers):
         with torch.no_grad():
             outputs[impl] = model(input_ids=input_ids, pixel_values=torch.ones(1, 3, 32, 32)).logits
     torch.testing.assert_close(outputs["sdpa"], outputs["eager"], rtol=1e-4, atol=1e-5)
+
+
+def test_attention_goes_through_the_requested_implementation():
+    """Protects `attn_implementation` meaning the same in the query transformer as in the towers: a function
+    registered with transformers' AttentionInterface is what the query transformer's attention calls, and its output
+    is what the model uses."""
+    calls = []
+
+    def recording_sdpa(module, query, key, value, attention_mask, **kwargs):
+        calls.append((type(module).__name__, tuple(query.shape), tuple(key.shape), kwargs.get("is_causal")))
+        return ALL_ATTENTION_FUNCTIONS["sdpa"](module, query, key, value, attention_mask, **kwargs)
+
+    AttentionInterface.register("recording_sdpa", recording_sdpa)
+    models = {}
+    for impl in ("recording_sdpa", "eager"):
+        torch.manual_seed(0)
+        config = preset_config("test-tiny", query_key_source="content")  # one config each: the model keeps it
+        models[impl] = MqtLlavaForConditionalGeneration._from_config(config, attn_implementation=impl).eval()
+    model, reference = models["recording_sdpa"], models["eager"]
+    pixels = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        tokens = model.get_image_features(pixels, 5)
+        expected = reference.get_image_features(pixels, 5)
+    heads, head_dim = config.query_num_heads, config.vision_config.hidden_size // config.query_num_heads
+    assert ("QueryCrossAttention", (2, heads, 5, head_dim), (2, heads, 16, head_dim), False) in calls
+    torch.testing.assert_close(tokens, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_attention_weights_are_returned_under_any_implementation():
+    """Protects output_attentions (the demo draws the query transformer's attention): with SDPA selected the weights
+    still come back, equal to the eager model's, and each row sums to 1."""
+    models = {}
+    for impl in ("sdpa", "eager"):
+        torch.manual_seed(0)
+        config = preset_config("test-tiny", query_num_layers=2)
+        models[impl] = MqtLlavaForConditionalGeneration._from_config(config, attn_implementation=impl).eval()
+    sdpa, eager = models["sdpa"], models["eager"]
+    assert sdpa.model.query_transformer.layers[0].attention.config._attn_implementation == "sdpa"
+    pixels = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        _, sdpa_weights = sdpa.model.query_transformer(sdpa.model.get_vision_features(pixels), 9, output_attentions=True)
+        _, eager_weights = eager.model.query_transformer(eager.model.get_vision_features(pixels), 9, output_attentions=True)
+    assert len(sdpa_weights) == 2 and sdpa_weights[0].shape == (2, config.query_num_heads, 9, 16)
+    for ours, theirs in zip(sdpa_weights, eager_weights):
+        torch.testing.assert_close(ours, theirs)
+        torch.testing.assert_close(ours.sum(-1), torch.ones_like(ours.sum(-1)))
 
 
 def test_key_table_follows_any_vision_grid():

@@ -10,8 +10,8 @@ import torch
 from transformers import pipeline
 
 from conftest import REPO_ROOT, run_isolated
-from modeling_mqt_llava import MqtLlavaForConditionalGeneration, MqtLlavaProcessor
-from mqt_llava_tools.testing import make_image
+from mqt_llava import MqtLlavaForConditionalGeneration, MqtLlavaProcessor
+from mqt_llava.tools.testing import make_image
 
 PAYLOAD = [
     REPO_ROOT / "modeling_mqt_llava" / "configuration_mqt_llava.py",

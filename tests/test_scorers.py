@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from evaluation.scorers import (
+from mqt_llava.evaluation.scorers import (
     mme_answer,
     normalize_vqa_answer,
     parse_llava_bench_review,

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from evaluation.benchmarks import Question, get_benchmark
-from evaluation.scorers import (
+from mqt_llava.evaluation.benchmarks import Question, get_benchmark
+from mqt_llava.evaluation.scorers import (
     gqa_prediction,
     mme_answer,
     normalize_vqa_answer,
@@ -30,7 +30,7 @@ from evaluation.scorers import (
     score_pope,
     vqa_accuracy,
 )
-from evaluation.scorers.mmmu import mmmu_open_correct
+from mqt_llava.evaluation.scorers.mmmu import mmmu_open_correct
 
 # --- VQA answer normalisation: m4c, EvalAIAnswerProcessor.__call__ (word_tokenize, process_punctuation,
 # process_digit_article) -------------------------------------------------------------------------------------------

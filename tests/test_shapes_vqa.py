@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from evaluation.shapes_vqa import (
+from mqt_llava.evaluation.shapes_vqa import (
     BACKGROUNDS,
     COLORS,
     FAMILIES,
@@ -135,7 +135,7 @@ def test_same_seed_same_bytes_and_other_seed_differs(tmp_path):
 def test_question_file_is_the_eval_runner_format(exported):
     """Feature: the test split is what `mqt-llava eval --benchmark shapes_vqa` reads: exactly the keys
     question_id/image/text/category/answer, loadable by the runner's Shapes-VQA loader with every image present."""
-    from evaluation.benchmarks import get_benchmark
+    from mqt_llava.evaluation.benchmarks import get_benchmark
 
     rows = [json.loads(line) for line in exported.questions.read_text().splitlines()]
     assert all(set(row) == {"question_id", "image", "text", "category", "answer"} for row in rows)
@@ -150,7 +150,7 @@ def test_llava_exports_read_by_training_data(exported):
     """Feature: the LLaVA-format exports train like a real dataset: `training.data` reads every record without a
     bad one, with the image first in the first user turn and the caption / answers as assistant turns. The stage-2
     mix holds every VQA conversation and every caption conversation, nothing else."""
-    from training.data import read_llava_dataset
+    from mqt_llava.training.data import read_llava_dataset
 
     for path, turns in ((exported.captions, 2), (exported.instruct, None)):
         dataset, report = read_llava_dataset(path, exported.root, strict=True)

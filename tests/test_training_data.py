@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from training.data import DataError, read_llava_dataset
+from mqt_llava.training.data import DataError, read_llava_dataset
 
 
 def _save_image(path: Path, seed: int) -> None:

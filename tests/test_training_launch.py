@@ -19,11 +19,11 @@ from accelerate.commands.config.config_args import ClusterConfig
 from accelerate.utils import DistributedType
 from safetensors.torch import load_file
 
-from modeling_mqt_llava.cli import main as cli_main
-from mqt_llava_tools.testing import save_tiny_model
-from training.sampling import parse_distribution
-from training.sft import resolve_checkpoint
-from training.toy import toy_record, write_toy_dataset
+from mqt_llava.cli import main as cli_main
+from mqt_llava.tools.testing import save_tiny_model
+from mqt_llava.training.sampling import parse_distribution
+from mqt_llava.training.sft import resolve_checkpoint
+from mqt_llava.tools.toy_data import toy_record, write_toy_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 STAGE2 = REPO / "training" / "recipes" / "stage2_instruct.yaml"
@@ -33,8 +33,8 @@ DDP_SCRIPT = """
 import json, sys
 import torch
 from safetensors.torch import save_file
-from training.arguments import parse_recipe
-from training.sft import build_trainer
+from mqt_llava.training.arguments import parse_recipe
+from mqt_llava.training.sft import build_trainer
 
 out = sys.argv[1]
 trainer = build_trainer(*parse_recipe(sys.argv[2], sys.argv[3:]))
@@ -151,7 +151,7 @@ def _train_command(workspace: dict[str, Path], output_dir: Path, *extra: str) ->
     return [
         sys.executable,
         "-m",
-        "modeling_mqt_llava.cli",
+        "mqt_llava",
         "train",
         str(STAGE2),
         *_overrides(

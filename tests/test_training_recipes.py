@@ -13,11 +13,11 @@ from peft import PeftModel
 from safetensors.torch import load_file, save_file
 from transformers import AutoModelForImageTextToText
 
-from modeling_mqt_llava.cli import main as cli_main
-from mqt_llava_tools.testing import save_tiny_model
-from training.arguments import parse_recipe
-from training.sft import build_trainer
-from training.toy import write_toy_dataset
+from mqt_llava.cli import main as cli_main
+from mqt_llava.tools.testing import save_tiny_model
+from mqt_llava.training.arguments import parse_recipe
+from mqt_llava.training.sft import build_trainer
+from mqt_llava.tools.toy_data import write_toy_dataset
 
 NUM_QUERIES = 16
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from training.sampling import parse_distribution
+from mqt_llava.training.sampling import parse_distribution
 
 
 def _chi_square_p_value(counts: np.ndarray, probabilities: np.ndarray) -> float:

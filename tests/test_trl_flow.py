@@ -8,7 +8,7 @@ from datasets import Dataset
 from transformers import AutoModelForImageTextToText, AutoProcessor
 from trl import SFTConfig, SFTTrainer
 
-from mqt_llava_tools.testing import make_image
+from mqt_llava.tools.testing import make_image
 
 
 def example(question: str, answer: str, seed: int) -> dict:

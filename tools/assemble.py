@@ -12,11 +12,11 @@ from pathlib import Path
 import torch
 from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelForCausalLM, AutoTokenizer
 
-from processing.build import build_processor
-from processing.processing_mqt_llava import MqtLlavaProcessor
+from mqt_llava.processing.build import build_processor
+from mqt_llava.processing.processing_mqt_llava import MqtLlavaProcessor
 
-from modeling_mqt_llava.configuration_mqt_llava import MqtLlavaConfig
-from modeling_mqt_llava.modeling_mqt_llava import MqtLlavaForConditionalGeneration
+from mqt_llava.modeling_mqt_llava.configuration_mqt_llava import MqtLlavaConfig
+from mqt_llava.modeling_mqt_llava.modeling_mqt_llava import MqtLlavaForConditionalGeneration
 
 logger = logging.getLogger(__name__)
 

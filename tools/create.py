@@ -9,8 +9,8 @@ from __future__ import annotations
 import argparse
 import logging
 
-from mqt_llava_tools.assemble import assemble_from_pretrained
-from mqt_llava_tools.testing import save_tiny_model
+from mqt_llava.tools.assemble import assemble_from_pretrained
+from mqt_llava.tools.testing import save_tiny_model
 
 logger = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .configuration_mqt_llava import MqtLlavaConfig
+from mqt_llava.modeling_mqt_llava.configuration_mqt_llava import MqtLlavaConfig
 
 
 def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:

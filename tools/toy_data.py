@@ -1,6 +1,6 @@
 """A toy LLaVA-format dataset with synthetic images, for smoke runs, the step-time benchmark and tests (no downloads).
 
-Each record asks about one generated image (`mqt_llava_tools.testing.make_image`) in words of the tiny test
+Each record asks about one generated image (`mqt_llava.tools.testing.make_image`) in words of the tiny test
 tokenizer's vocabulary; every third record has a second exchange, and `text_only_every` adds text-only records.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mqt_llava_tools.testing import make_image
+from mqt_llava.tools.testing import make_image
 
 QUESTIONS = ("what is in the image ?", "describe the picture .", "how many shapes are there ?")
 ANSWERS = ("a red square", "a blue circle on the left", "two shapes", "a green triangle at the top", "one")

@@ -2,6 +2,5 @@
 
 Modules: `data` (LLaVA JSON/JSONL reader), `sampling` (distributions of m), `collator` (one m per batch, assistant-only
 labels), `arguments` (recipe parsing), `sft` (the trainer and `train`), `merge` (adapter merge), `cli`
-(`mqt-llava train`), `toy` (synthetic data), `benchmark_step_time`. Recipes live in `recipes/`, accelerate launch
-configs in `launch/`.
+(`mqt-llava train`). Recipes live in `recipes/`, accelerate launch configs in `launch/`.
 """

@@ -2,7 +2,7 @@
 
 The recipe is read by TRL's `TrlParser` into (MatryoshkaArguments, SFTConfig, ModelConfig); any field of the three
 can be overridden after the recipe, e.g. `mqt-llava train training/recipes/lora.yaml --max_steps 100 --lora_r 16`.
-Multi-GPU: `accelerate launch --config_file training/launch/ddp.yaml -m modeling_mqt_llava.cli train RECIPE.yaml`.
+Multi-GPU: `accelerate launch --config_file training/launch/ddp.yaml -m mqt_llava train RECIPE.yaml`.
 """
 
 from __future__ import annotations

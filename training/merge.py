@@ -14,7 +14,8 @@ from pathlib import Path
 import torch
 from peft import PeftModel
 
-from modeling_mqt_llava import MqtLlavaForConditionalGeneration, MqtLlavaProcessor
+from mqt_llava.modeling_mqt_llava import MqtLlavaForConditionalGeneration
+from mqt_llava.processing.processing_mqt_llava import MqtLlavaProcessor
 
 logger = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from modeling_mqt_llava.configuration_mqt_llava import check_num_visual_tokens
+from mqt_llava.modeling_mqt_llava.configuration_mqt_llava import check_num_visual_tokens
 
 logger = logging.getLogger(__name__)
 

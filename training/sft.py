@@ -2,8 +2,8 @@
 
 Python API (the CLI `mqt-llava train` is a thin layer over it):
 
-    from training.arguments import parse_recipe
-    from training.sft import train
+    from mqt_llava.training.arguments import parse_recipe
+    from mqt_llava.training.sft import train
     trainer = train(*parse_recipe("stage2_instruct", model_name_or_path="my-model", output_dir="out", max_steps=100))
 """
 
@@ -20,7 +20,8 @@ from transformers import BitsAndBytesConfig, PreTrainedModel
 from transformers.trainer import TRAINER_STATE_NAME
 from trl import ModelConfig, SFTConfig, SFTTrainer, get_peft_config
 
-from modeling_mqt_llava import MqtLlavaForConditionalGeneration, MqtLlavaProcessor
+from mqt_llava.modeling_mqt_llava import MqtLlavaForConditionalGeneration
+from mqt_llava.processing.processing_mqt_llava import MqtLlavaProcessor
 
 from .arguments import PART_PREFIXES, TRAINABLE_PARTS, MatryoshkaArguments
 from .collator import MatryoshkaCollator, MatryoshkaDrawCallback

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from evaluation.cost.options import markdown_table
+from mqt_llava.evaluation.cost.options import markdown_table
 
 __all__ = ["TIMED", "format_summary", "summarize"]
 

@@ -18,10 +18,11 @@ import torch
 from torch import nn
 from transformers import PreTrainedTokenizerBase
 
-from modeling_mqt_llava import MqtLlavaConfig, MqtLlavaForConditionalGeneration, MqtLlavaProcessor
-from mqt_llava_tools.testing import TINY_CORPUS, make_image
-from processing.build import build_processor
-from processing.tokenizer import build_word_tokenizer
+from mqt_llava.modeling_mqt_llava import MqtLlavaConfig, MqtLlavaForConditionalGeneration
+from mqt_llava.processing.processing_mqt_llava import MqtLlavaProcessor
+from mqt_llava.tools.testing import TINY_CORPUS, make_image
+from mqt_llava.processing.build import build_processor
+from mqt_llava.processing.tokenizer import build_word_tokenizer
 
 __all__ = [
     "BENCH_CONFIGS",

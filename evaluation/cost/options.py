@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from modeling_mqt_llava.configuration_mqt_llava import check_num_visual_tokens
+from mqt_llava.modeling_mqt_llava.configuration_mqt_llava import check_num_visual_tokens
 
 __all__ = ["DEFAULT_PROMPT_TOKENS", "PAPER_BUDGETS", "budgets_for", "int_list", "markdown_table"]
 

@@ -11,7 +11,7 @@ import torch
 from transformers import AutoModel, LlavaConfig, LlavaForConditionalGeneration
 from transformers.models.llava.modeling_llava import LlavaMultiModalProjector
 
-from modeling_mqt_llava import MqtLlavaConfig, MqtLlavaForConditionalGeneration
+from mqt_llava.modeling_mqt_llava import MqtLlavaConfig, MqtLlavaForConditionalGeneration
 
 __all__ = ["build_llava_peer", "grid_features", "llava_peer_config", "peer_image_size"]
 

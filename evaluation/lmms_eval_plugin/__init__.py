@@ -3,14 +3,14 @@
     lmms_eval --model mqt_llava --model_args pretrained=DIR,num_visual_tokens=16 --tasks pope
 
 lmms-eval finds the model through the `lmms_eval.models` entry point this package declares (`manifest` below), or
-through the older `LMMS_EVAL_PLUGINS=evaluation.lmms_eval_plugin` variable (read from `models.AVAILABLE_MODELS`).
+through the older `LMMS_EVAL_PLUGINS=mqt_llava.evaluation.lmms_eval_plugin` variable (read from `models.AVAILABLE_MODELS`).
 lmms-eval itself is an optional dependency; nothing here imports it until lmms-eval asks for the model.
 """
 
 from __future__ import annotations
 
 MODEL_NAME = "mqt_llava"
-MODEL_CLASS_PATH = "evaluation.lmms_eval_plugin.models.mqt_llava.MqtLlava"
+MODEL_CLASS_PATH = "mqt_llava.evaluation.lmms_eval_plugin.models.mqt_llava.MqtLlava"
 
 
 def manifest():

@@ -1,6 +1,6 @@
 """Shapes-VQA: a deterministic synthetic visual question answering benchmark (scenes, questions, export)."""
 
-from .export import SceneRecord, SplitFiles, build_split, export_split
+from .export import DEFAULT_TEST_SCENES, SceneRecord, SplitFiles, build_split, export_split
 from .questions import (
     CAPTION_PROMPT,
     FAMILIES,
@@ -31,6 +31,7 @@ __all__ = [
     "CAPTION_PROMPT",
     "COLORS",
     "DEFAULT_SCENE_CONFIG",
+    "DEFAULT_TEST_SCENES",
     "FAMILIES",
     "PATCH_COLORS",
     "PATCH_SHAPES",

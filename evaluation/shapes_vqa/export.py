@@ -33,6 +33,8 @@ from .questions import (
 from .scenes import DEFAULT_SCENE_CONFIG, Scene, SceneConfig, render_scene, sample_scene
 
 IMAGE_TOKEN = "<image>"
+# Scenes in the test split that `mqt-llava demo` and `mqt-llava eval --benchmark shapes_vqa` generate by default.
+DEFAULT_TEST_SCENES = 200
 
 
 @dataclass(frozen=True)

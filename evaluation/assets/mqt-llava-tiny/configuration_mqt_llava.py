@@ -126,4 +126,7 @@ class MqtLlavaConfig(PretrainedConfig):
         super().__init__(tie_word_embeddings=tie_word_embeddings, **kwargs)
 
 
+# Saved folders carry this file and an `auto_map` entry, so they load with `trust_remote_code=True`.
+MqtLlavaConfig.register_for_auto_class("AutoConfig")
+
 __all__ = ["MqtLlavaConfig", "check_num_visual_tokens"]

@@ -6,13 +6,19 @@ default; the model reads m for each image from the length of its run.
 
 
 import os
+from contextvars import ContextVar
 from typing import Any
 
-from transformers.image_utils import load_image, make_flat_list_of_images
-from transformers.processing_utils import ImagesKwargs, ProcessingKwargs, ProcessorMixin
+from transformers.image_utils import load_image
+from transformers.processing_utils import ProcessingKwargs, ProcessorMixin
 from transformers.utils import logging
 
 logger = logging.get_logger(__name__)
+
+# The run length the running `MqtLlavaProcessor.__call__` resolved, read by `replace_image_token`: transformers hands
+# that hook only the image processor's keyword arguments, and the budget is not one of them. A context variable keeps
+# concurrent calls (threads, async tasks) apart.
+_CALL_RUN_LENGTH: ContextVar[int | None] = ContextVar("mqt_llava_image_run_length", default=None)
 
 VICUNA_SYSTEM_PROMPT = (
     "A chat between a curious user and an artificial intelligence assistant. "
@@ -74,12 +80,13 @@ def _open_image_files(images: Any) -> Any:
     return images
 
 
-class MqtLlavaImagesKwargs(ImagesKwargs, total=False):
-    num_visual_tokens: int
-
-
 class MqtLlavaProcessorKwargs(ProcessingKwargs, total=False):
-    images_kwargs: MqtLlavaImagesKwargs
+    """
+    num_visual_tokens (`int`, *optional*):
+        Image tokens per `<image>` (1..M); defaults to the processor's saved `num_visual_tokens`, else M.
+    """
+
+    num_visual_tokens: int | None
 
 
 class MqtLlavaProcessor(ProcessorMixin):
@@ -122,9 +129,8 @@ class MqtLlavaProcessor(ProcessorMixin):
         opened here (a corrupt file raises a `ValueError` naming it). Returns `input_ids`, `attention_mask` and
         `pixel_values` (n_images, 3, H, W).
         """
-        k = num_visual_tokens if num_visual_tokens is not None else self.num_visual_tokens
-        k = check_num_visual_tokens(self.num_queries if k is None else k, self.num_queries)
-        images_kwargs = {**kwargs.pop("images_kwargs", {}), "num_visual_tokens": k}
+        k = num_visual_tokens if num_visual_tokens is not None else self.default_run_length
+        k = check_num_visual_tokens(k, self.num_queries)
         bos = self.tokenizer.bos_token
         texts = [text] if isinstance(text, str) else text
         if bos and texts and "add_special_tokens" not in kwargs and all(t.startswith(bos) for t in texts):
@@ -132,16 +138,29 @@ class MqtLlavaProcessor(ProcessorMixin):
             kwargs["add_special_tokens"] = False
         if images is not None:
             images = _open_image_files(images)
-        return super().__call__(images=images, text=text, images_kwargs=images_kwargs, **kwargs)
+        run_length = _CALL_RUN_LENGTH.set(k)
+        try:
+            return super().__call__(images=images, text=text, **kwargs)
+        finally:
+            _CALL_RUN_LENGTH.reset(run_length)
 
-    def _process_images(self, images, num_visual_tokens: int | None = None, **kwargs):
-        processed = self.image_processor(images, **kwargs)
-        replacements = [self.image_token * num_visual_tokens] * len(make_flat_list_of_images(images))
-        return processed, replacements
+    @property
+    def default_run_length(self) -> int:
+        """Image tokens per `<image>` when a call names none: the saved `num_visual_tokens`, else M."""
+        return self.num_visual_tokens if self.num_visual_tokens is not None else self.num_queries
+
+    def replace_image_token(self, image_inputs: dict, image_idx: int, **kwargs) -> str:
+        """The text that stands for image `image_idx` (transformers' hook): a run of k image tokens, k as resolved by
+        the running `__call__` (outside a call: `default_run_length`)."""
+        run_length = _CALL_RUN_LENGTH.get()
+        return self.image_token * (run_length if run_length is not None else self.default_run_length)
 
     @property
     def model_input_names(self) -> list[str]:
         return ["input_ids", "attention_mask", "pixel_values"]
 
+
+# Saved folders carry this file and an `auto_map` entry, so they load with `trust_remote_code=True`.
+MqtLlavaProcessor.register_for_auto_class("AutoProcessor")
 
 __all__ = ["MqtLlavaProcessor", "VICUNA_CHAT_TEMPLATE", "VICUNA_SYSTEM_PROMPT"]

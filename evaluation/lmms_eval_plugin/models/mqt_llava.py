@@ -10,7 +10,7 @@ from lmms_eval.api.instance import Instance
 from lmms_eval.api.model import lmms
 from tqdm.auto import tqdm
 
-from evaluation.runner import answer_conversations, load_model
+from mqt_llava.evaluation.runner import answer_conversations, load_model
 
 logger = logging.getLogger(__name__)
 
