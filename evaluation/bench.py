@@ -46,6 +46,7 @@ from mqt_llava.evaluation.cost.bench_setup import (
     text_only_ids,
 )
 from mqt_llava.evaluation.cost.flop_counting import count_on_fake_tensors, count_parts
+from mqt_llava.evaluation.cost.kv_cache import cache_of, next_step_inputs
 from mqt_llava.evaluation.cost.options import DEFAULT_PROMPT_TOKENS, budgets_for, int_list
 from mqt_llava.evaluation.cost.peer import build_llava_peer, grid_features, llava_peer_config, peer_image_size
 from mqt_llava.evaluation.cost.plots import plot_bench
@@ -117,11 +118,12 @@ def _measure_round(case: BenchCase, decode_steps: int, new_tokens: int) -> dict[
         forward = Clocks.now() - start
     image = timer.total() if case.image_path else Clocks(0.0, 0.0)
     token = output.logits[:, -1:].argmax(-1)
-    cache = output.past_key_values
+    cache = next_step_inputs(output)
     steps = []
     for _ in range(decode_steps):
         start = Clocks.now()
-        output = case.model(input_ids=token, past_key_values=cache, use_cache=True, logits_to_keep=1)
+        output = case.model(input_ids=token, **cache, use_cache=True, logits_to_keep=1)
+        cache = next_step_inputs(output)
         steps.append(Clocks.now() - start)
         token = output.logits[:, -1:].argmax(-1)
     start = Clocks.now()
@@ -226,7 +228,7 @@ def run_benchmark(
                         for clock, field in CLOCKS.items()
                     },
                     "generate_peak_memory_bytes": peak,
-                    "kv_cache_bytes": kv_cache_bytes(output.past_key_values),
+                    "kv_cache_bytes": kv_cache_bytes(cache_of(output)),
                     "kv_cache_bytes_expected": batch_size * sequence_tokens * _kv_bytes_per_token(model),
                     "flops": _case_flops(model, case, prompt_tokens, batch_size),
                 }

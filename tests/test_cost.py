@@ -15,6 +15,7 @@ from torch import nn
 from mqt_llava.evaluation import flops as flops_command
 from mqt_llava.evaluation.cost.bench_setup import build_bench_model, prompt_with_text_tokens, text_only_ids
 from mqt_llava.evaluation.cost.flop_counting import count_flops, count_parts
+from mqt_llava.evaluation.cost.kv_cache import next_step_inputs
 from mqt_llava.evaluation.cost.options import budgets_for, int_list
 from mqt_llava.evaluation.cost.peer import build_llava_peer, peer_image_size
 from mqt_llava.evaluation.flops import flops_report
@@ -116,8 +117,8 @@ def test_decode_steps_cost_the_same_with_or_without_an_image(tiny):
 
     def decode_step_flops(call_inputs):
         with torch.no_grad():
-            cache = model(**call_inputs, use_cache=True).past_key_values
-        _, counts = count_flops(lambda: model(input_ids=text_ids[:, -1:], past_key_values=cache, use_cache=True))
+            cache = next_step_inputs(model(**call_inputs, use_cache=True))
+        _, counts = count_flops(lambda: model(input_ids=text_ids[:, -1:], **cache, use_cache=True))
         return counts
 
     with_image, without = decode_step_flops(inputs), decode_step_flops(text_inputs)

@@ -210,3 +210,30 @@ def test_invalid_num_visual_tokens_everywhere(tiny, bad):
         model.generate(**inputs, num_visual_tokens=bad, max_new_tokens=2)
     with pytest.raises(ValueError, match=r"1\.\.16"):
         model.get_image_features(inputs["pixel_values"], bad)
+
+
+def test_image_tokens_without_pixel_values_are_refused(tiny):
+    """Protects against answering without the image: a prompt holding image-token runs but no pixel_values raises a
+    ValueError naming the runs, in forward and in generate (text-only prompts still run)."""
+    model, processor = tiny
+    inputs = encode(processor, [make_image(13)], k=4)
+    with pytest.raises(ValueError, match=r"1 run\(s\) of image tokens .* no pixel_values"):
+        model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
+    with pytest.raises(ValueError, match="no pixel_values"):
+        model.generate(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"], max_new_tokens=2)
+    text_only = processor(text=["USER: hello ASSISTANT:"], return_tensors="pt")
+    assert model.generate(**text_only, max_new_tokens=2, do_sample=False).shape[1] > text_only["input_ids"].shape[1]
+
+
+@pytest.mark.parametrize("bad", [0, -3, 17, 2.5, "4", True])
+def test_invalid_generation_config_budget_is_refused_at_save(tmp_path, tiny, bad):
+    """Protects saved folders from a budget that would fail only at the next generate: save_pretrained refuses a
+    generation_config.num_visual_tokens outside 1..M, names the field and the range, and writes nothing."""
+    model, _ = tiny
+    model.generation_config.num_visual_tokens = bad
+    try:
+        with pytest.raises(ValueError, match=r"generation_config\.num_visual_tokens must be an integer in 1\.\.16"):
+            model.save_pretrained(tmp_path / "model")
+    finally:
+        model.generation_config.num_visual_tokens = None
+    assert not (tmp_path / "model").exists()

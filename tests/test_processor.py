@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 import torch
 
@@ -116,3 +118,19 @@ def test_rendered_prompt_gets_exactly_one_bos(processor):
     assert ids[0] == bos and ids[1] != bos
     raw = processor(images=make_image(6), text="USER: <image>\nwhat ? ASSISTANT:")["input_ids"][0]
     assert raw[0] == bos and raw[1] != bos
+
+
+def test_concurrent_calls_keep_their_own_budgets(processor):
+    """Protects per-call budgets through transformers' replace_image_token hook: calls with different
+    num_visual_tokens running at once in several threads each get runs of their own length, and outside a call the
+    hook gives the saved default (M here)."""
+    image_id, text = processor.image_token_id, "USER: <image>\nwhat is in the image ? ASSISTANT:"
+    image = make_image(4)
+
+    def count(k: int) -> tuple[int, int]:
+        return k, processor(images=image, text=text, num_visual_tokens=k)["input_ids"][0].count(image_id)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        results = list(pool.map(count, [1, 5, 9, 16] * 6))
+    assert all(k == found for k, found in results), results
+    assert processor.replace_image_token({}, 0) == processor.image_token * 16

@@ -18,6 +18,7 @@ from accelerate import PartialState
 from peft import LoraConfig
 from transformers import BitsAndBytesConfig, PreTrainedModel
 from transformers.trainer import TRAINER_STATE_NAME
+from transformers.trainer_utils import get_last_checkpoint, sort_checkpoints
 from trl import ModelConfig, SFTConfig, SFTTrainer, get_peft_config
 
 from mqt_llava.modeling_mqt_llava import MqtLlavaForConditionalGeneration
@@ -172,12 +173,17 @@ def build_trainer(
 
 
 def last_complete_checkpoint(output_dir: str | Path) -> str | None:
-    """The newest `checkpoint-N` folder of `output_dir` that holds a trainer state (written last, so a run killed
-    while saving leaves an incomplete folder that is skipped with a warning); None if there is none."""
-    folders = [path for path in Path(output_dir).glob("checkpoint-*") if path.is_dir() and path.name[11:].isdigit()]
-    for folder in sorted(folders, key=lambda path: int(path.name[11:]), reverse=True):
-        if (folder / TRAINER_STATE_NAME).is_file():
-            return str(folder)
+    """The newest `checkpoint-N` folder of `output_dir` that holds a trainer state; None if there is none.
+
+    This is transformers' `get_last_checkpoint`, except that a folder without `trainer_state.json` (written last, so
+    missing when a run was killed while saving) is skipped with a warning and the one before it is taken.
+    """
+    newest = get_last_checkpoint(str(output_dir)) if Path(output_dir).is_dir() else None
+    if newest is None or (Path(newest) / TRAINER_STATE_NAME).is_file():
+        return newest
+    for folder in reversed(sort_checkpoints(str(output_dir))):
+        if (Path(folder) / TRAINER_STATE_NAME).is_file():
+            return folder
         logger.warning("skipping %s: incomplete checkpoint (no %s)", folder, TRAINER_STATE_NAME)
     return None
 

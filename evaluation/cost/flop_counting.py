@@ -25,6 +25,8 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 from torch.utils.flop_counter import FlopCounterMode
 from transformers.initialization import no_init_weights
 
+from mqt_llava.evaluation.cost.kv_cache import next_step_inputs
+
 __all__ = ["PartFlops", "attention_flops", "count_flops", "count_on_fake_tensors", "count_parts"]
 
 aten = torch.ops.aten
@@ -115,11 +117,8 @@ def count_parts(
     embeds = torch.zeros(batch_size, prompt_tokens + num_visual_tokens, hidden_size, dtype=dtype)
     prefill_out, prefill_counts = count_flops(lambda: model(inputs_embeds=embeds, use_cache=True, logits_to_keep=1))
     next_token = torch.zeros(batch_size, 1, dtype=torch.long)
-    _, decode_counts = count_flops(
-        lambda: model(
-            input_ids=next_token, past_key_values=prefill_out.past_key_values, use_cache=True, logits_to_keep=1
-        )
-    )
+    cache = next_step_inputs(prefill_out)
+    _, decode_counts = count_flops(lambda: model(input_ids=next_token, **cache, use_cache=True, logits_to_keep=1))
     return PartFlops(
         vision_tower=vision,
         projector=image_counts["Global"] - vision,
