@@ -88,6 +88,8 @@ class MqtLlavaPreTrainedModel(PreTrainedModel):
     _supports_attention_backend = True
 
     def post_init(self) -> None:
+        """transformers' end-of-construction step, plus a check of the bitsandbytes skip list the model is being
+        loaded with (`from_pretrained` sets `config.quantization_config` before building the model)."""
         super().post_init()
         quantization = getattr(self.config, "quantization_config", None)
         if isinstance(quantization, dict):

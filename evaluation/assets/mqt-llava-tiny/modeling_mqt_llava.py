@@ -43,6 +43,13 @@ def image_run_lengths(input_ids: torch.LongTensor, image_token_id: int) -> torch
     return torch.bincount(run_index[is_image.flatten()], minlength=int(starts.sum()))
 
 
+def prompt_is_uncached(language_model_kwargs: dict) -> bool:
+    """Whether a forward call starts from an empty KV cache (a prompt, not a decode step). The cache travels under
+    the installed transformers' name: `cache` from 5.24 on, `past_key_values` before."""
+    cache = language_model_kwargs.get("cache", language_model_kwargs.get("past_key_values"))
+    return cache is None or cache.get_seq_length() == 0
+
+
 def check_quantization_skip_modules(model: nn.Module, skip_modules: list[str] | None) -> None:
     """Refuses a bitsandbytes `llm_int8_skip_modules` entry that names a part of `model` by its short name.
 
@@ -55,9 +62,8 @@ def check_quantization_skip_modules(model: nn.Module, skip_modules: list[str] | 
         if any(not should_convert_module(name, [entry]) for name in linear_names):
             continue
         # where the entry stands as whole name components inside a layer's name, e.g. "model.vision_tower"
-        prefixes = sorted(
-            {name[: f".{name}.".index(f".{entry}.") + len(entry)] for name in linear_names if f".{entry}." in f".{name}."}
-        )
+        inside = [name for name in linear_names if f".{entry}." in f".{name}."]
+        prefixes = sorted({name[: f".{name}.".index(f".{entry}.") + len(entry)] for name in inside})
         if not prefixes:
             continue
         part = "model." if isinstance(getattr(model, "model", None), MqtLlavaModel) else ""
@@ -82,6 +88,8 @@ class MqtLlavaPreTrainedModel(PreTrainedModel):
     _supports_attention_backend = True
 
     def post_init(self) -> None:
+        """transformers' end-of-construction step, plus a check of the bitsandbytes skip list the model is being
+        loaded with (`from_pretrained` sets `config.quantization_config` before building the model)."""
         super().post_init()
         quantization = getattr(self.config, "quantization_config", None)
         if isinstance(quantization, dict):
@@ -121,7 +129,9 @@ class MqtLlavaModel(MqtLlavaPreTrainedModel):
             features = features[:, 1:]
         return features
 
-    def get_image_features(self, pixel_values: torch.FloatTensor, num_visual_tokens: int | None = None) -> torch.FloatTensor:
+    def get_image_features(
+        self, pixel_values: torch.FloatTensor, num_visual_tokens: int | None = None
+    ) -> torch.FloatTensor:
         """pixel_values (B, 3, H, W) -> visual tokens (B, m, H_text), m = `num_visual_tokens` (default: config, else M).
 
         The query transformer's attention weights come from `self.query_transformer(features, m,
@@ -182,12 +192,14 @@ class MqtLlavaModel(MqtLlavaPreTrainedModel):
             if input_ids is None:
                 raise ValueError("pixel_values need input_ids: the image-token runs say where each image goes.")
             inputs_embeds, image_features = self.merge_image_features(input_ids, inputs_embeds, pixel_values)
-        elif input_ids is not None and bool((input_ids == self.config.image_token_id).any()):
+        elif input_ids is not None and prompt_is_uncached(kwargs):
+            # a prompt with image tokens but no images would be answered blind (decode steps are not prompts)
             runs = image_run_lengths(input_ids, self.config.image_token_id).numel()
-            raise ValueError(
-                f"The input ids hold {runs} run(s) of image tokens (id {self.config.image_token_id}) but no "
-                "pixel_values were given: pass the images too (e.g. processor(images=..., text=...))."
-            )
+            if runs:
+                raise ValueError(
+                    f"The input ids hold {runs} run(s) of image tokens (id {self.config.image_token_id}) but no "
+                    "pixel_values were given: pass the images too (e.g. processor(images=..., text=...))."
+                )
         outputs = self.language_model(
             attention_mask=attention_mask,
             position_ids=position_ids,
@@ -311,7 +323,8 @@ class MqtLlavaForConditionalGeneration(MqtLlavaPreTrainedModel, GenerationMixin)
         num_visual_tokens = getattr(config, "num_visual_tokens", None)
         if num_visual_tokens is None:
             return None
-        return check_num_visual_tokens(num_visual_tokens, self.config.num_queries, "generation_config.num_visual_tokens")
+        name = "generation_config.num_visual_tokens"
+        return check_num_visual_tokens(num_visual_tokens, self.config.num_queries, name)
 
     @torch.no_grad()
     def generate(
