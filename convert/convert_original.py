@@ -27,12 +27,6 @@ from transformers.dynamic_module_utils import custom_object_save
 from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 from transformers.utils.hub import convert_file_size_to_int
 
-from mqt_llava.model_cards import render_model_card
-from mqt_llava.processing.build import build_processor
-from mqt_llava.processing.processing_mqt_llava import MqtLlavaProcessor
-
-from mqt_llava.modeling_mqt_llava.configuration_mqt_llava import MqtLlavaConfig
-from mqt_llava.modeling_mqt_llava.modeling_mqt_llava import MqtLlavaForConditionalGeneration
 from mqt_llava.convert.original_checkpoint import CheckpointError, WeightFolder, iter_tensors, read_json
 from mqt_llava.convert.original_mapping import (
     IMAGE_TOKEN,
@@ -43,8 +37,13 @@ from mqt_llava.convert.original_mapping import (
     plan_conversion,
     vision_config_from,
 )
-from mqt_llava.modeling_mqt_llava.query_transformer import sincos_2d
 from mqt_llava.convert.shard_writer import ShardWriter
+from mqt_llava.model_cards import render_model_card
+from mqt_llava.modeling_mqt_llava.configuration_mqt_llava import MqtLlavaConfig
+from mqt_llava.modeling_mqt_llava.modeling_mqt_llava import MqtLlavaForConditionalGeneration
+from mqt_llava.modeling_mqt_llava.query_transformer import sincos_2d
+from mqt_llava.processing.build import build_processor
+from mqt_llava.processing.processing_mqt_llava import MqtLlavaProcessor
 
 logger = logging.getLogger(__name__)
 

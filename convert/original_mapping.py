@@ -17,6 +17,7 @@ import torch
 from transformers import LlamaConfig, PretrainedConfig
 
 from mqt_llava.modeling_mqt_llava.configuration_mqt_llava import MqtLlavaConfig
+
 from .original_checkpoint import CheckpointError, TensorInfo
 
 logger = logging.getLogger(__name__)

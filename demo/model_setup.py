@@ -16,10 +16,10 @@ from mqt_llava.evaluation.shapes_vqa import (
     question_text,
 )
 from mqt_llava.modeling_mqt_llava import MqtLlavaConfig, MqtLlavaForConditionalGeneration
-from mqt_llava.tools.presets import preset_config
 from mqt_llava.processing.build import build_processor
 from mqt_llava.processing.processing_mqt_llava import VICUNA_SYSTEM_PROMPT, MqtLlavaProcessor
 from mqt_llava.processing.tokenizer import build_word_tokenizer
+from mqt_llava.tools.presets import preset_config
 
 DEMO_PRESET = "mqt-llava-tiny"
 # Shapes-VQA images are not photographs: normalise every channel around mid-grey.

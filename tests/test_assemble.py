@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import torch
-from transformers import AutoModelForImageTextToText, CLIPVisionConfig, CLIPVisionModel, LlamaConfig, LlamaForCausalLM
-
 from tokenizers import Tokenizer, models, pre_tokenizers
-from transformers import PreTrainedTokenizerFast
+from transformers import (
+    AutoModelForImageTextToText,
+    CLIPVisionConfig,
+    CLIPVisionModel,
+    LlamaConfig,
+    LlamaForCausalLM,
+    PreTrainedTokenizerFast,
+)
 
 from mqt_llava.cli import main
 from mqt_llava.tools.testing import TINY_CORPUS

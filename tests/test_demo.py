@@ -10,12 +10,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import REPO_ROOT, run_isolated
 from huggingface_hub import ModelCard
 from PIL import Image
 
-from mqt_llava.demo.cli import SHIPPED_MODEL
+from conftest import REPO_ROOT, run_isolated
 from mqt_llava.demo.card import RESULTS_KEY
+from mqt_llava.demo.cli import SHIPPED_MODEL
 from mqt_llava.evaluation.shapes_vqa import FAMILIES
 
 

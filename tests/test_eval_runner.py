@@ -20,7 +20,6 @@ from mqt_llava.evaluation import runner
 from mqt_llava.evaluation.benchmarks import get_benchmark
 from mqt_llava.tools.testing import make_image
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 NUM_QUESTIONS = 8
 
 
@@ -69,7 +68,7 @@ def test_killed_run_resumes_and_scores_like_an_uninterrupted_one(pope_files, tin
     scores (and --score-only re-scoring) equal those of an uninterrupted run."""
     resumed = tmp_path / "resumed"
     command = [sys.executable, "-m", "mqt_llava", "eval", *_pope_argv(pope_files, tiny_model_dir, resumed)]
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "OMP_NUM_THREADS": "1"}
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen(command, cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     first = resumed / "pope_m2.jsonl"
     deadline = time.monotonic() + 120

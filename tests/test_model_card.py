@@ -13,8 +13,8 @@ import pytest
 from huggingface_hub import ModelCard
 
 from conftest import REPO_ROOT, run_isolated
-from mqt_llava.model_cards import render_model_card
 from mqt_llava.cli import main as cli_main
+from mqt_llava.model_cards import render_model_card
 from mqt_llava.tools.testing import make_image
 
 RESULTS = [

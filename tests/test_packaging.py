@@ -13,7 +13,6 @@ import zipfile
 from importlib.util import find_spec
 from pathlib import Path
 
-import pytest
 from conftest import REPO_ROOT
 
 GENERIC_NAMES = ("training", "evaluation", "processing", "model_cards", "modeling_mqt_llava", "demo", "tools", "convert")

@@ -7,8 +7,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import torch
 
-from mqt_llava.tools.testing import build_tiny_model, make_image
 from mqt_llava.processing.processing_mqt_llava import VICUNA_SYSTEM_PROMPT
+from mqt_llava.tools.testing import build_tiny_model, make_image
 
 
 @pytest.fixture(scope="module")

@@ -8,9 +8,9 @@ import json
 import pytest
 import torch
 from bitsandbytes.nn import Linear4bit
-from conftest import REPO_ROOT
 from transformers import AutoModel, BitsAndBytesConfig
 
+from conftest import REPO_ROOT
 from mqt_llava import MqtLlavaForConditionalGeneration, MqtLlavaProcessor
 from mqt_llava.tools.testing import make_image
 from mqt_llava.training.sft import UNQUANTIZED_MODULES

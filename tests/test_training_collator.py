@@ -10,10 +10,10 @@ import torch
 from trl import SFTConfig, SFTTrainer
 
 from mqt_llava.tools.testing import build_tiny_model, save_tiny_model
+from mqt_llava.tools.toy_data import write_toy_dataset
 from mqt_llava.training.collator import IGNORE_INDEX, MatryoshkaCollator
 from mqt_llava.training.data import read_llava_dataset
 from mqt_llava.training.sampling import parse_distribution
-from mqt_llava.tools.toy_data import write_toy_dataset
 
 NUM_QUERIES = 16
 

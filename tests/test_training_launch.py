@@ -21,9 +21,9 @@ from safetensors.torch import load_file
 
 from mqt_llava.cli import main as cli_main
 from mqt_llava.tools.testing import save_tiny_model
+from mqt_llava.tools.toy_data import toy_record, write_toy_dataset
 from mqt_llava.training.sampling import parse_distribution
 from mqt_llava.training.sft import resolve_checkpoint
-from mqt_llava.tools.toy_data import toy_record, write_toy_dataset
 
 REPO = Path(__file__).resolve().parents[1]
 STAGE2 = REPO / "training" / "recipes" / "stage2_instruct.yaml"
@@ -95,9 +95,7 @@ def _overrides(workspace: dict[str, Path], output_dir: Path, *extra: str) -> lis
 
 
 def _env(tmp_path: Path) -> dict[str, str]:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "OMP_NUM_THREADS": "1"}
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")])
-    return env
+    return {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf"), "OMP_NUM_THREADS": "1"}
 
 
 def _free_port() -> int:

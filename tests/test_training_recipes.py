@@ -8,16 +8,16 @@ from pathlib import Path
 import pytest
 import torch
 from bitsandbytes.nn import Linear4bit
-from conftest import run_isolated
 from peft import PeftModel
 from safetensors.torch import load_file, save_file
 from transformers import AutoModelForImageTextToText
 
+from conftest import run_isolated
 from mqt_llava.cli import main as cli_main
 from mqt_llava.tools.testing import save_tiny_model
+from mqt_llava.tools.toy_data import write_toy_dataset
 from mqt_llava.training.arguments import parse_recipe
 from mqt_llava.training.sft import build_trainer
-from mqt_llava.tools.toy_data import write_toy_dataset
 
 NUM_QUERIES = 16
 

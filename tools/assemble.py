@@ -10,13 +10,12 @@ import logging
 from pathlib import Path
 
 import torch
-from transformers import AutoConfig, AutoImageProcessor, AutoModel, AutoModelForCausalLM, AutoTokenizer
-
-from mqt_llava.processing.build import build_processor
-from mqt_llava.processing.processing_mqt_llava import MqtLlavaProcessor
+from transformers import AutoConfig, AutoImageProcessor, AutoModelForCausalLM, AutoTokenizer
 
 from mqt_llava.modeling_mqt_llava.configuration_mqt_llava import MqtLlavaConfig
 from mqt_llava.modeling_mqt_llava.modeling_mqt_llava import MqtLlavaForConditionalGeneration
+from mqt_llava.processing.build import build_processor
+from mqt_llava.processing.processing_mqt_llava import MqtLlavaProcessor
 
 logger = logging.getLogger(__name__)
 

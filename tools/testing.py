@@ -9,11 +9,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from mqt_llava.modeling_mqt_llava.modeling_mqt_llava import MqtLlavaForConditionalGeneration
 from mqt_llava.processing.build import build_processor
 from mqt_llava.processing.processing_mqt_llava import VICUNA_SYSTEM_PROMPT
 from mqt_llava.processing.tokenizer import build_word_tokenizer
-
-from mqt_llava.modeling_mqt_llava.modeling_mqt_llava import MqtLlavaForConditionalGeneration
 from mqt_llava.tools.presets import preset_config
 
 TINY_CORPUS = [

@@ -19,10 +19,10 @@ from torch import nn
 from transformers import PreTrainedTokenizerBase
 
 from mqt_llava.modeling_mqt_llava import MqtLlavaConfig, MqtLlavaForConditionalGeneration
-from mqt_llava.processing.processing_mqt_llava import MqtLlavaProcessor
-from mqt_llava.tools.testing import TINY_CORPUS, make_image
 from mqt_llava.processing.build import build_processor
+from mqt_llava.processing.processing_mqt_llava import MqtLlavaProcessor
 from mqt_llava.processing.tokenizer import build_word_tokenizer
+from mqt_llava.tools.testing import TINY_CORPUS, make_image
 
 __all__ = [
     "BENCH_CONFIGS",
