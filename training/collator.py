@@ -90,7 +90,7 @@ class MatryoshkaCollator:
             for example in examples
         ]
         # Lists, converted below: transformers finds the assistant tokens by looping over the token offsets in
-        # Python, which is ~25x slower over tensors (0.37 s instead of 0.015 s for 16 conversations of 11 turns).
+        # Python, which is much slower over tensors than over lists (docs/training.md gives the measurement).
         batch = self.processor.apply_chat_template(
             conversations,
             tokenize=True,
