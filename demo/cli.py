@@ -2,12 +2,13 @@
 
 Default: loads the shipped model (`evaluation/assets/mqt-llava-tiny`, made by `mqt-llava demo --train`) through
 `pipeline("image-text-to-text", trust_remote_code=True)`, generates the Shapes-VQA test split the model's card names,
-answers every question at m in {1, 2, 4, 8, 16, 32, M}, prints the accuracy/FLOPs table, writes `results.json` and
-`results.png` to `--out`, and ends with one example answered at several m.
+answers every question at m in {1, 2, 4, 8, 16, 32, M}, prints the accuracy/FLOPs table, writes `results.json`,
+`results.png` (accuracy and FLOPs against m) and `attention.png` (where the visual tokens look on one test image) to
+`--out`, and ends with one example answered at several m.
 
 `--train` first reproduces the model from scratch (`train_pipeline`), exports it as a Hub folder with
 its model card to `OUT/mqt-llava-tiny`, then evaluates it the same way; `--baselines` adds models trained with a
-fixed m (4, 16, M) on the same number of samples.
+fixed m (M/16, M/4 and M) on the same number of samples.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--train", action="store_true", help="train the model from scratch first (about --minutes)")
     parser.add_argument("--minutes", type=float, default=None,
                         help="with --train: scale the default training budget (30 minutes on 2 CPU cores) to this")  # fmt: skip
-    parser.add_argument("--baselines", action="store_true", help="with --train: also train fixed-m models (4, 16, M)")
+    parser.add_argument("--baselines", action="store_true", help="with --train: also train fixed-m models (M/16, M/4, M)")
     parser.add_argument("--model", type=Path, default=None, help=f"model folder to evaluate (default: {SHIPPED_MODEL})")
     parser.add_argument("--seed", type=int, default=None, help="seed of training and of the test split (default: 0, "
                         "or the one the model's card records)")  # fmt: skip
@@ -83,7 +84,7 @@ def _train(args: argparse.Namespace, out: Path):
         settings = dataclasses.replace(settings, num_train_scenes=args.train_scenes)
     settings = settings.scaled(args.minutes if args.minutes is not None else DEFAULT_MINUTES)
     num_queries = _num_queries()
-    baselines = (4, 16, num_queries) if args.baselines else ()
+    baselines = (num_queries // 16, num_queries // 4, num_queries) if args.baselines else ()
     return settings, train_demo(out / "work", settings, baselines=baselines)
 
 
@@ -126,12 +127,14 @@ def evaluate(model_dir: Path, seed: int, num_scenes: int, batch_size: int, basel
     from mqt_llava.evaluation.shapes_vqa import FAMILIES, build_split
 
     from .sweep import count_flops, load_pipeline, sweep
+    from .train_pipeline import STAGE2
 
     records = build_split("test", num_scenes, seed)
     pipe = load_pipeline(model_dir)
     num_queries = pipe.model.config.num_queries
     m_values = sorted({1, 2, 4, 8, 16, 32, num_queries})
-    models = [{"name": "matryoshka", "trained_m": "paper", "accuracy": sweep(pipe, records, m_values, batch_size)}]
+    trained_m = STAGE2.distribution
+    models = [{"name": "matryoshka", "trained_m": trained_m, "accuracy": sweep(pipe, records, m_values, batch_size)}]
     for m, folder in baseline_dirs.items():
         accuracy = sweep(load_pipeline(folder), records, [m], batch_size)
         models.append({"name": f"fixed-m{m}", "trained_m": f"fixed:{m}", "accuracy": accuracy})
@@ -165,8 +168,8 @@ def _training_record(settings, outcome, results: dict[str, Any]) -> dict[str, st
         "machine": machine_description(),
         "peak memory": f"{results['peak_memory_mb']:.0f} MiB",
         "budget": f"vision pre-training {settings.vision_steps} steps (batch {settings.vision_batch_size}), stage 1 "
-        f"{settings.stage1.max_steps} steps, stage 2 {settings.stage2_full.max_steps} steps at m = M then "
-        f"{settings.stage2.max_steps} with the paper's sampling (batch {settings.stage2.batch_size}), "
+        f"{settings.stage1.max_steps} steps at m ~ {settings.stage1.distribution}, stage 2 {settings.stage2.max_steps} steps "
+        f"at m ~ {settings.stage2.distribution} (batch {settings.stage2.batch_size}), "
         f"{settings.num_train_scenes} training scenes",
         "vision tower patch accuracy (held out)": ", ".join(f"{k} {100 * v:.1f}%" for k, v in outcome.vision_accuracy.items()),
     }
@@ -178,8 +181,8 @@ def _summary(results: dict[str, Any], out: Path, recorded: dict[str, Any] | None
     benchmark, example = results["benchmark"], results["example"]
     text = (
         f"\nShapes-VQA test split (seed {benchmark['seed']}, {benchmark['num_scenes']} scenes), accuracy in % per "
-        f"family, model {results['model']}\n\n{format_table(results)}\n\nwrote {out / 'results.json'} and "
-        f"{out / 'results.png'} in {results['wall_time_s']:.0f} s\n\nexample: {out / 'shapes_vqa' / example['image']}\n"
+        f"family, model {results['model']}\n\n{format_table(results)}\n\nwrote {out / 'results.json'}, "
+        f"{out / 'results.png'} and {out / 'attention.png'} in {results['wall_time_s']:.0f} s\n\nexample: {out / 'shapes_vqa' / example['image']}\n"
         f"  Q: {example['question']}  (correct: {example['answer']})\n"
         + "".join(f"  m={m:>3}: {answer}\n" for m, answer in example["predictions"].items())
     )
@@ -195,8 +198,12 @@ def run(args: argparse.Namespace) -> int:
 
     from mqt_llava.evaluation.shapes_vqa import export_split
 
+    from PIL import Image
+
+    from .attention_figure import plot_token_attention
     from .card import recorded_results, write_demo_card
     from .report import plot_results, write_results
+    from .sweep import load_pipeline
 
     _check_args(args)
     if "OMP_NUM_THREADS" not in os.environ:
@@ -228,6 +235,9 @@ def run(args: argparse.Namespace) -> int:
         write_demo_card(model_dir, results, _training_record(settings, outcome, results))
     write_results(results, out / "results.json")
     plot_results(results, out / "results.png")
+    pipe = load_pipeline(model_dir)
+    with Image.open(out / "shapes_vqa" / results["example"]["image"]) as image:
+        plot_token_attention(pipe.model, pipe.processor, image, out / "attention.png")
     sys.stdout.write(_summary(results, out, recorded))
     return 0
 

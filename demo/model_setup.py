@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import logging
 
 import torch
 from transformers import PreTrainedTokenizerFast
@@ -20,6 +21,10 @@ from mqt_llava.processing.build import build_processor
 from mqt_llava.processing.processing_mqt_llava import VICUNA_SYSTEM_PROMPT, MqtLlavaProcessor
 from mqt_llava.processing.tokenizer import build_word_tokenizer
 from mqt_llava.tools.presets import preset_config
+
+from .query_layout import coarse_to_fine_layout, fit_attention_layout_
+
+logger = logging.getLogger(__name__)
 
 DEMO_PRESET = "mqt-llava-tiny"
 # Shapes-VQA images are not photographs: normalise every channel around mid-grey.
@@ -48,27 +53,11 @@ def build_demo_processor(scene_config: SceneConfig, num_queries: int) -> MqtLlav
     return build_processor(tokenizer, scene_config.image_size, num_queries, image_mean=IMAGE_MEAN, image_std=IMAGE_STD)
 
 
-def locality_init_(model: MqtLlavaForConditionalGeneration, sharpness: float) -> None:
-    """Starts the query transformer's position-only attention local: q_proj = k_proj = sharpness * identity.
-
-    Keys are the fixed sin-cos table of the vision grid and query i starts as the table's row i, so each query then
-    attends mostly to the patches around its own grid cell instead of averaging the whole image (a uniform start
-    gives every visual token the same content, and training stalls on questions that need detail). Matryoshka
-    training later widens the first queries. Needs one attention head, so each head sees both grid axes.
-    """
-    attention = model.model.query_transformer.layers[0].attention
-    if attention.num_heads != 1:
-        raise ValueError(f"locality_init_ needs query_num_heads=1, the model has {attention.num_heads}")
-    with torch.no_grad():
-        for linear in (attention.q_proj, attention.k_proj):
-            linear.weight.copy_(torch.eye(linear.in_features) * sharpness)
-            linear.bias.zero_()
-
-
 def build_demo_model(
-    processor: MqtLlavaProcessor, seed: int, preset: str = DEMO_PRESET, sharpness: float = 2.0
+    processor: MqtLlavaProcessor, seed: int, scene_config: SceneConfig, preset: str = DEMO_PRESET, layout: bool = True
 ) -> MqtLlavaForConditionalGeneration:
-    """A random `preset` model whose special token ids match `processor`'s tokenizer, with `locality_init_`."""
+    """A random `preset` model whose special token ids match `processor`'s tokenizer; with `layout`, its query
+    transformer starts from the coarse-to-fine attention layout (`query_layout`) over `scene_config`'s cells."""
     tokenizer = processor.tokenizer
     config: MqtLlavaConfig = preset_config(
         preset,
@@ -82,9 +71,12 @@ def build_demo_model(
     )
     torch.manual_seed(seed)
     model = MqtLlavaForConditionalGeneration(config)
-    if sharpness > 0:
-        locality_init_(model, sharpness)
+    if layout:
+        side = config.vision_config.image_size // config.vision_config.patch_size
+        target = coarse_to_fine_layout(side, scene_config.cell_size // scene_config.patch_size, config.num_queries, config.query_num_heads)
+        divergence = fit_attention_layout_(model.model.query_transformer, target)
+        logger.info("query transformer fitted to the coarse-to-fine layout (KL %.2g nats)", divergence)
     return model
 
 
-__all__ = ["DEMO_PRESET", "IMAGE_MEAN", "IMAGE_STD", "build_demo_model", "build_demo_processor", "build_demo_tokenizer", "locality_init_", "vocabulary_texts"]
+__all__ = ["DEMO_PRESET", "IMAGE_MEAN", "IMAGE_STD", "build_demo_model", "build_demo_processor", "build_demo_tokenizer", "vocabulary_texts"]

@@ -3,13 +3,14 @@
 Steps (all seeded):
 1. export the Shapes-VQA training split as a LLaVA-format dataset (captions for stage 1; multi-turn VQA plus the
    same captions for stage 2, as LLaVA's stage-2 mix keeps caption-style data);
-2. pre-train a CLIP-style vision tower on dense per-patch labels (`vision_pretrain`), then freeze it;
+2. pre-train a CLIP-style vision tower on dense per-patch labels (`vision_pretrain`), then freeze it; fit the query
+   transformer to the coarse-to-fine attention layout (`query_layout`), so the first tokens pool the whole image;
 3. stage 1 through `training/recipes/stage1_align.yaml`: dense captions, m = M;
-4. stage 2 through `training/recipes/stage2_instruct.yaml`, in two runs: first at m = M (`stage2_full`), so that the
-   language model, which starts from random weights, learns to read the objects while every object has its own
-   visual tokens; then with the paper's sampling (`stage2`), which makes any first m answer;
-5. optionally, fixed-m baselines: stage 2 again from the same stage-1 model with m fixed, for the steps of both runs
-   of step 4 together (the same number of training samples).
+4. stage 2 through `training/recipes/stage2_instruct.yaml` with a Matryoshka draw of m for every batch from the first
+   step: p(m) proportional to m**-0.5 over 1..M, which trains small budgets more often than the paper's uniform draw
+   while still spending most samples at m >= 16;
+5. optionally, fixed-m baselines: stage 2 again from the same stage-1 model with m fixed, for the same number of
+   steps (the same number of training samples).
 Step counts are fixed (so a seed gives one model); `minutes` scales them from the default budget.
 """
 
@@ -48,8 +49,7 @@ DEFAULT_MINUTES = 30.0
 # color 100% and count 99.5%, where 6.9 gave 61% and 46%). Evaluation splits keep one question per family.
 QUESTIONS_PER_FAMILY = {"color": 3, "exists": 6, "count": 3, "position": 6}
 STAGE1 = StageSettings("stage1_align.yaml", "train_captions.json", "fixed:max", 900, 16, 1e-3)
-STAGE2_FULL = StageSettings("stage2_instruct.yaml", "train_mix.json", "fixed:max", 2500, 16, 1e-3)
-STAGE2 = StageSettings("stage2_instruct.yaml", "train_mix.json", "paper", 800, 16, 1e-3)
+STAGE2 = StageSettings("stage2_instruct.yaml", "train_mix.json", "power:0.5", 4500, 16, 1e-3)
 
 
 @dataclass(frozen=True)
@@ -62,9 +62,7 @@ class TrainSettings:
     vision_steps: int = 150
     vision_batch_size: int = 32
     vision_learning_rate: float = 2e-3
-    locality_sharpness: float = 2.0
     stage1: StageSettings = STAGE1
-    stage2_full: StageSettings = STAGE2_FULL
     stage2: StageSettings = STAGE2
 
     def scaled(self, minutes: float) -> TrainSettings:
@@ -80,7 +78,6 @@ class TrainSettings:
             self,
             vision_steps=steps(self.vision_steps),
             stage1=replace(self.stage1, max_steps=steps(self.stage1.max_steps)),
-            stage2_full=replace(self.stage2_full, max_steps=steps(self.stage2_full.max_steps)),
             stage2=replace(self.stage2, max_steps=steps(self.stage2.max_steps)),
         )
 
@@ -96,10 +93,10 @@ def _patch_label_data(records, image_processor) -> PatchLabelData:
 
 
 def build_initial_model(settings: TrainSettings, scene_config: SceneConfig, out_dir: Path) -> dict[str, float]:
-    """Writes the stage-1 starting folder: pre-trained frozen vision tower, locality-initialised query transformer,
+    """Writes the stage-1 starting folder: pre-trained frozen vision tower, coarse-to-fine query transformer,
     random language model, processor. Returns the tower's held-out patch accuracy."""
     processor = build_demo_processor(scene_config, num_queries=preset_config(DEMO_PRESET).num_queries)
-    model = build_demo_model(processor, settings.seed, sharpness=settings.locality_sharpness)
+    model = build_demo_model(processor, settings.seed, scene_config)
     train_records = build_split("train", settings.num_train_scenes, settings.seed, scene_config)
     held_out = build_split("vision-check", 200, settings.seed, scene_config)
     train_data = _patch_label_data(train_records, processor.image_processor)
@@ -153,14 +150,11 @@ def train_demo(
     lap("vision_pretraining")
     stage1_dir = run_stage(settings.stage1, init_dir, data_dir, work_dir / "stage1", settings.seed)
     lap("stage1")
-    full_dir = run_stage(settings.stage2_full, stage1_dir, data_dir, work_dir / "stage2-full", settings.seed)
-    lap("stage2_full")
-    model_dir = run_stage(settings.stage2, full_dir, data_dir, work_dir / "stage2", settings.seed)
+    model_dir = run_stage(settings.stage2, stage1_dir, data_dir, work_dir / "stage2", settings.seed)
     lap("stage2")
     baseline_dirs = {}
     for m in baselines:
-        steps = settings.stage2_full.max_steps + settings.stage2.max_steps
-        fixed = replace(settings.stage2, distribution=f"fixed:{m}", max_steps=steps)
+        fixed = replace(settings.stage2, distribution=f"fixed:{m}")
         baseline_dirs[m] = run_stage(fixed, stage1_dir, data_dir, work_dir / f"baseline-m{m}", settings.seed)
         lap(f"baseline_m{m}")
     shutil.rmtree(init_dir)

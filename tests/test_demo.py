@@ -14,9 +14,37 @@ from huggingface_hub import ModelCard
 from PIL import Image
 
 from conftest import REPO_ROOT, run_isolated
+from test_demo_setup import attention_maps, check_coarse_to_fine
 from mqt_llava.demo.card import RESULTS_KEY
 from mqt_llava.demo.cli import SHIPPED_MODEL
 from mqt_llava.evaluation.shapes_vqa import FAMILIES
+
+# The demo model's bar: per-family floors at m = M, and a graceful curve below it.
+FLOORS_AT_M = {"background": 0.95, "color": 0.85, "exists": 0.85, "count": 0.70, "position": 0.85}
+
+
+def curve_misses(accuracy: dict[str, dict[str, float]], num_queries: int) -> list[str]:
+    """The targets an accuracy curve ({"m": {family: fraction, "average": mean}}) misses: the floors at M; average at
+    M/4 >= 0.90 x and at M/16 >= 0.72 x the average at M; average >= 0.87 at m = 16 and >= 0.70 at m = 4; background
+    >= 0.95 at every m >= 2; and the average never more than 2 points below its value at any smaller m."""
+    at = {int(m): row for m, row in accuracy.items()}
+    average = {m: row["average"] for m, row in at.items()}
+    top = average[num_queries]
+    misses = [f"{family} {at[num_queries][family]:.3f} < {floor} at M" for family, floor in FLOORS_AT_M.items()
+              if at[num_queries][family] < floor]  # fmt: skip
+    for m, ratio in ((num_queries // 4, 0.90), (num_queries // 16, 0.72)):
+        if average[m] < ratio * top:
+            misses.append(f"average {average[m]:.3f} at m = {m} < {ratio} x {top:.3f}")
+    for m, floor in ((16, 0.87), (4, 0.70)):
+        if average[m] < floor:
+            misses.append(f"average {average[m]:.3f} < {floor} at m = {m}")
+    misses += [f"background {row['background']:.3f} < 0.95 at m = {m}" for m, row in at.items() if m >= 2 and row["background"] < 0.95]
+    best = 0.0
+    for m in sorted(average):
+        if average[m] < best - 0.02:
+            misses.append(f"average falls to {average[m]:.3f} at m = {m} from {best:.3f} at a smaller m")
+        best = max(best, average[m])
+    return misses
 
 
 def _demo(args: list[str], timeout: int = 600) -> subprocess.CompletedProcess:
@@ -60,11 +88,12 @@ def test_train_chain_writes_results_plot_and_card(trained):
     _check_results_schema(results, num_queries=64)
     assert [model["name"] for model in results["models"]] == ["matryoshka", "fixed-m4", "fixed-m16", "fixed-m64"]
     assert list(results["models"][1]["accuracy"]) == ["4"]
-    assert set(results["training_seconds"]) >= {"vision_pretraining", "stage1", "stage2_full", "stage2", "baseline_m4"}
+    assert set(results["training_seconds"]) >= {"vision_pretraining", "stage1", "stage2", "baseline_m4"}
 
-    with Image.open(trained / "results.png") as image:
-        image.verify()
-        assert image.format == "PNG" and image.size[0] > 600
+    for figure in ("results.png", "attention.png"):
+        with Image.open(trained / figure) as image:
+            image.verify()
+            assert image.format == "PNG" and image.size[0] > 600
 
     model_dir = trained / "mqt-llava-tiny"
     card = ModelCard.load(model_dir / "README.md")
@@ -78,6 +107,16 @@ def test_train_chain_writes_results_plot_and_card(trained):
     assert "demo --train" in card.content
     assert not list(model_dir.glob("*.bin")), "the exported folder must hold no pickled files"
     assert (trained / "shapes_vqa" / "test_questions.jsonl").is_file()
+
+
+def test_short_training_keeps_the_first_tokens_spread_over_the_image(trained):
+    """Feature: no cropping. After a short run of the default recipe, token 1 still pools a whole quadrant through
+    heads that each read one cell, and tokens 1-4 read every cell, so a later change to the recipe or the start
+    cannot quietly bring back "the first m tokens are the first m patches"."""
+    from transformers import AutoModelForImageTextToText
+
+    model = AutoModelForImageTextToText.from_pretrained(trained / "mqt-llava-tiny", trust_remote_code=True).eval()
+    check_coarse_to_fine(attention_maps(model), tolerance=0.1)
 
 
 def test_exported_folder_reloads_without_the_repository(trained, tmp_path):
@@ -115,6 +154,31 @@ def test_default_demo_reproduces_the_card(tmp_path):
         for family, value in row.items():
             assert results["models"][0]["accuracy"][m][family] == pytest.approx(value, abs=1e-9), (m, family)
     assert "| matryoshka | 64 |" in completed.stdout and "example:" in completed.stdout
+
+
+@pytest.mark.skipif(not (SHIPPED_MODEL / "config.json").is_file(), reason="the shipped model folder is not built yet")
+def test_shipped_model_declines_gracefully_on_another_split(tmp_path):
+    """Feature: the paper's central claim on the demo. On a test split drawn with a seed the card does not use, the
+    shipped model meets every target of the curve (`curve_misses`): the first tokens summarise the whole image, so
+    accuracy declines gently with fewer tokens instead of falling off a cliff."""
+    recorded = ModelCard.load(SHIPPED_MODEL / "README.md").data.to_dict()[RESULTS_KEY]
+    seed = recorded["benchmark"]["seed"] + 1
+    _demo(["--seed", str(seed), "--out", str(tmp_path)])
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["benchmark"]["seed"] == seed
+    assert curve_misses(results["models"][0]["accuracy"], results["num_queries"]) == []
+    assert curve_misses(recorded["accuracy"], results["num_queries"]) == []
+
+
+def test_curve_targets_catch_a_cliff():
+    """Protects `curve_misses` itself: the previous shipped model's curve (a cliff below m = 64, measured on the
+    card's split) misses the small-m targets, while its m = M row meets the floors."""
+    cliff = {"1": 0.488, "2": 0.484, "4": 0.518, "8": 0.587, "16": 0.587, "32": 0.685, "64": 0.978}
+    rows = {m: {"background": 1.0, "color": 1.0, "exists": 1.0, "count": 0.89, "position": 1.0, "average": value}
+            for m, value in cliff.items()}  # fmt: skip
+    misses = curve_misses(rows, 64)
+    assert any("m = 16" in miss for miss in misses) and any("m = 4" in miss for miss in misses)
+    assert not any("at M" in miss for miss in misses)
 
 
 def test_bad_arguments_are_named(tmp_path):

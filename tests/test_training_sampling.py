@@ -27,19 +27,22 @@ def _chi_square_p_value(counts: np.ndarray, probabilities: np.ndarray) -> float:
         ("paper", list(range(2, 17, 2)), [1.0] * 8),
         ("uniform", list(range(1, 17)), [1.0] * 16),
         ("log_uniform", list(range(1, 17)), [1.0 / m for m in range(1, 17)]),
+        ("power:0.5", list(range(1, 17)), [m**-0.5 for m in range(1, 17)]),
+        ("power:0", list(range(1, 17)), [1.0] * 16),
         ("fixed:max", [16], [1.0]),
         ("fixed:4", [4], [1.0]),
         ("1, 4,max", [1, 4, 16], [1.0, 1.0, 1.0]),
     ],
 )
 def test_distribution_support_and_probabilities(spec: str, values: list[int], weights: list[float]) -> None:
-    """Feature: each configured distribution (paper / uniform / log_uniform / fixed / list) has the documented law."""
+    """Feature: each configured distribution (paper / uniform / log_uniform / power / fixed / list) has the documented
+    law."""
     distribution = parse_distribution(spec, num_queries=16)
     assert list(distribution.values) == values
     np.testing.assert_allclose(distribution.probabilities, np.array(weights) / sum(weights))
 
 
-@pytest.mark.parametrize("spec", ["paper", "uniform", "log_uniform", "2,8,16"])
+@pytest.mark.parametrize("spec", ["paper", "uniform", "log_uniform", "power:0.5", "2,8,16"])
 def test_draws_follow_the_distribution(spec: str) -> None:
     """Feature: seeded draws of m follow the configured distribution (chi-square goodness of fit, fixed seed)."""
     distribution = parse_distribution(spec, num_queries=16)
@@ -58,7 +61,7 @@ def test_draws_are_reproducible_and_differ_across_ranks() -> None:
     assert rank0 != [distribution.draw(seed=8, rank=0, draw_index=index) for index in range(50)]
 
 
-@pytest.mark.parametrize("spec", ["fixed:0", "fixed:17", "0,4", "gaussian", "fixed:1.5", ""])
+@pytest.mark.parametrize("spec", ["fixed:0", "fixed:17", "0,4", "gaussian", "fixed:1.5", "", "power:x", "power:-1"])
 def test_bad_specs_name_the_valid_range(spec: str) -> None:
     """Feature: a bad distribution spec raises ValueError naming the spec or the valid range 1..M."""
     with pytest.raises(ValueError, match=r"1\.\.16|num_visual_tokens_distribution"):

@@ -104,7 +104,7 @@ MQT_LLAVA_TINY: dict[str, Any] = {
         "pad_token_id": 3,
     },
     "num_queries": 64,
-    "query_num_heads": 1,
+    "query_num_heads": 16,
     "vision_feature_layer": -1,
     "image_token_id": 4,
 }

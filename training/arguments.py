@@ -28,7 +28,7 @@ class MatryoshkaArguments:
         image_folder: folder the records' `image` paths are relative to.
         strict: stop on the first bad record report instead of training on the good ones.
         verify_images: check every image file once while reading the data.
-        num_visual_tokens_distribution: distribution of m per batch: `paper`, `uniform`, `log_uniform`, `fixed:N`,
+        num_visual_tokens_distribution: distribution of m per batch: `paper`, `uniform`, `log_uniform`, `power:A`, `fixed:N`,
             `fixed:max` or a list such as `16,64,max`.
         trainable_parts: parts trained in full fine-tuning (`vision_tower`, `query_transformer`, `language_model`,
             `lm_head`); None trains all but the vision tower. Must stay None with LoRA, where `lora_modules_to_save`
@@ -45,7 +45,7 @@ class MatryoshkaArguments:
     verify_images: bool = field(default=True, metadata={"help": "Open every image once while reading the data."})
     num_visual_tokens_distribution: str = field(
         default="paper",
-        metadata={"help": "m per batch: paper | uniform | log_uniform | fixed:N | fixed:max | a list like 16,64,max."},
+        metadata={"help": "m per batch: paper | uniform | log_uniform | power:A | fixed:N | fixed:max | a list like 16,64,max."},
     )
     trainable_parts: list[str] | None = field(
         default=None,

@@ -7,6 +7,7 @@ A distribution is written as a short spec string so that it fits in a recipe YAM
 | `paper`           | 2, 4, ..., M (even numbers)        | uniform (the published stage-2 recipe)   |
 | `uniform`         | 1, 2, ..., M                       | uniform                                  |
 | `log_uniform`     | 1, 2, ..., M                       | proportional to 1/m (same mass per octave) |
+| `power:A`         | 1, 2, ..., M                       | proportional to m**-A (A = 0: uniform, 1: log_uniform) |
 | `fixed:N`         | N (`fixed:max` means M)            | 1                                        |
 | `16,64,256`       | the listed values (`max` allowed)  | uniform over the list                    |
 
@@ -64,7 +65,7 @@ def _parse_value(text: str, num_queries: int, spec: str) -> int:
     except ValueError:
         raise ValueError(
             f"num_visual_tokens_distribution {spec!r}: {text!r} is not an integer; expected one of "
-            f"{NAMED_DISTRIBUTIONS}, 'fixed:N', 'fixed:max' or a comma-separated list such as '16,64,max'"
+            f"{NAMED_DISTRIBUTIONS}, 'power:A', 'fixed:N', 'fixed:max' or a comma-separated list such as '16,64,max'"
         ) from None
     return check_num_visual_tokens(value, num_queries, name=f"num_visual_tokens_distribution {spec!r} value")
 
@@ -90,6 +91,15 @@ def parse_distribution(spec: str, num_queries: int) -> TokenBudgetDistribution:
     elif spec == "log_uniform":
         values = np.arange(1, num_queries + 1)
         weights = 1.0 / values
+    elif spec.startswith("power:"):
+        try:
+            exponent = float(spec[len("power:") :])
+        except ValueError:
+            raise ValueError(f"num_visual_tokens_distribution {spec!r}: the exponent of 'power:A' must be a number") from None
+        if not 0.0 <= exponent <= 4.0:
+            raise ValueError(f"num_visual_tokens_distribution {spec!r}: the exponent of 'power:A' must be in 0..4")
+        values = np.arange(1, num_queries + 1)
+        weights = values.astype(np.float64) ** -exponent
     elif spec.startswith("fixed:"):
         values = np.array([_parse_value(spec[len("fixed:") :], num_queries, spec)])
         weights = np.ones(1)
