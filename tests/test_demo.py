@@ -167,7 +167,6 @@ def test_shipped_model_declines_gracefully_on_another_split(tmp_path):
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["benchmark"]["seed"] == seed
     assert curve_misses(results["models"][0]["accuracy"], results["num_queries"]) == []
-    assert curve_misses(recorded["accuracy"], results["num_queries"]) == []
 
 
 def test_curve_targets_catch_a_cliff():
