@@ -45,8 +45,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_MINUTES = 30.0
 # Training conversations ask several different questions of a family where a scene allows it: the language model,
 # which starts from random weights, learns from every answer of a conversation at the cost of one image, so longer
-# conversations teach more per step (measured: after 1,500 steps at m = M, 11.5 questions per conversation gave
-# color 100% and count 99.5%, where 6.9 gave 61% and 46%). Evaluation splits keep one question per family.
+# conversations teach more per step (docs/demo_history.md has the measurement). Evaluation splits keep one question
+# per family.
 QUESTIONS_PER_FAMILY = {"color": 3, "exists": 6, "count": 3, "position": 6}
 STAGE1 = StageSettings("stage1_align.yaml", "train_captions.json", "fixed:max", 900, 16, 1e-3)
 STAGE2 = StageSettings("stage2_instruct.yaml", "train_mix.json", "power:0.5", 4500, 16, 1e-3)
