@@ -24,10 +24,13 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mqt_llava.evaluation import ASSETS_DIR
 from mqt_llava.evaluation.shapes_vqa import DEFAULT_TEST_SCENES
+
+if TYPE_CHECKING:
+    from transformers import Pipeline
 
 logger = logging.getLogger(__name__)
 
@@ -121,16 +124,17 @@ def peak_memory_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def evaluate(model_dir: Path, seed: int, num_scenes: int, batch_size: int, baseline_dirs: dict[int, Path]) -> dict[str, Any]:
-    """Sweeps m on a freshly generated test split through the pipeline; returns the `results.json` content (without
-    timings). Fixed-m baselines are evaluated at their own m."""
+def evaluate(
+    pipe: Pipeline, model_dir: Path, seed: int, num_scenes: int, batch_size: int, baseline_dirs: dict[int, Path]
+) -> dict[str, Any]:
+    """Sweeps m on a freshly generated test split through `pipe` (the pipeline of `model_dir`); returns the
+    `results.json` content (without timings). Fixed-m baselines are evaluated at their own m."""
     from mqt_llava.evaluation.shapes_vqa import FAMILIES, build_split
 
     from .sweep import count_flops, load_pipeline, sweep
     from .train_pipeline import STAGE2
 
     records = build_split("test", num_scenes, seed)
-    pipe = load_pipeline(model_dir)
     num_queries = pipe.model.config.num_queries
     m_values = sorted({1, 2, 4, 8, 16, 32, num_queries})
     trained_m = STAGE2.distribution
@@ -226,7 +230,8 @@ def run(args: argparse.Namespace) -> int:
     seed = args.seed if args.seed is not None else benchmark.get("seed", 0)
     num_scenes = args.test_scenes or benchmark.get("num_scenes", DEFAULT_TEST_SCENES)
     export_split(out / "shapes_vqa", "test", num_scenes, seed)
-    results = evaluate(model_dir, seed, num_scenes, args.batch_size, outcome.baseline_dirs if outcome else {})
+    pipe = load_pipeline(model_dir)
+    results = evaluate(pipe, model_dir, seed, num_scenes, args.batch_size, outcome.baseline_dirs if outcome else {})
     results["wall_time_s"] = round(time.perf_counter() - started, 1)
     results["peak_memory_mb"] = round(peak_memory_mb(), 1)
     if outcome is not None:
@@ -235,7 +240,6 @@ def run(args: argparse.Namespace) -> int:
         write_demo_card(model_dir, results, _training_record(settings, outcome, results))
     write_results(results, out / "results.json")
     plot_results(results, out / "results.png")
-    pipe = load_pipeline(model_dir)
     with Image.open(out / "shapes_vqa" / results["example"]["image"]) as image:
         plot_token_attention(pipe.model, pipe.processor, image, out / "attention.png")
     sys.stdout.write(_summary(results, out, recorded))

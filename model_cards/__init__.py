@@ -78,7 +78,7 @@ def render_model_card(
         tags: extra tags, added to the MQT-LLaVA ones.
         usage: a Python snippet replacing the default pipeline example.
         usage_budgets: the m values the default snippet loops over (default: M, M/4, M/16, at least 1).
-        processor_num_visual_tokens / generation_num_visual_tokens: the folder's saved defaults (docs/design.md §4).
+        processor_num_visual_tokens / generation_num_visual_tokens: the folder's saved defaults (docs/architecture.md §4).
         results: rows of a results table, all with the same keys in the same order (e.g. m, accuracy, FLOPs).
         training: provenance shown as a list (seed, command, wall time, machine...).
         sections: extra `(heading, markdown)` sections, such as conversion notes.

@@ -1,4 +1,4 @@
-"""The num_visual_tokens contract of docs/design.md §4: runs, resolution order, rewriting, prefill-only vision."""
+"""The num_visual_tokens contract of docs/architecture.md §4: runs, resolution order, rewriting, prefill-only vision."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The import graph of the `mqt_llava` package, read from the source with `ast`: every project import goes through
-the one namespace, imports between subpackages follow the documented layers (docs/design.md), and none forms a
+the one namespace, imports between subpackages follow the documented layers (docs/architecture.md), and none forms a
 cycle or reaches up to the command-line layer."""
 
 from __future__ import annotations

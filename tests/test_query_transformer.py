@@ -49,7 +49,7 @@ def test_nesting_first_m_tokens_equal_prefix_of_M(key_source, num_layers):
 
 
 def test_position_keys_match_independent_reference():
-    """Protects the released-checkpoint semantics (docs/design.md §1), recomputed from the formulas with
+    """Protects the released-checkpoint semantics (docs/architecture.md §1), recomputed from the formulas with
     torch's own multi_head_attention_forward: query = LN_q(query[:m] + pos_q[:m]), key = LN_k(pos_k),
     value = LN_v(features), out = MHA(...) @ proj."""
     model = build()

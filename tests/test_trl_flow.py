@@ -24,7 +24,7 @@ def example(question: str, answer: str, seed: int) -> dict:
 
 
 def test_stock_trl_collator_masks_images_and_user_turns(tiny_model_dir, tmp_path):
-    """Protects docs/design.md §4 for TRL users: with assistant_only_loss=True, labels are -100 at every image
+    """Protects docs/architecture.md §4 for TRL users: with assistant_only_loss=True, labels are -100 at every image
     position, every user turn and the system prompt; only the answers and their </s> count; a step trains."""
     model = AutoModelForImageTextToText.from_pretrained(tiny_model_dir, trust_remote_code=True)
     processor = AutoProcessor.from_pretrained(tiny_model_dir, trust_remote_code=True)

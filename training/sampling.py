@@ -1,4 +1,4 @@
-"""Distributions of the visual-token budget m drawn for each training batch (docs/design.md §4).
+"""Distributions of the visual-token budget m drawn for each training batch (docs/architecture.md §4).
 
 A distribution is written as a short spec string so that it fits in a recipe YAML and on the command line:
 
