@@ -10,7 +10,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from transformers.image_utils import load_image
-from transformers.processing_utils import ProcessingKwargs, ProcessorMixin
+from transformers.processing_utils import ProcessorMixin
 from transformers.utils import logging
 
 logger = logging.get_logger(__name__)
@@ -80,15 +80,6 @@ def _open_image_files(images: Any) -> Any:
     return images
 
 
-class MqtLlavaProcessorKwargs(ProcessingKwargs, total=False):
-    """
-    num_visual_tokens (`int`, *optional*):
-        Image tokens per `<image>` (1..M); defaults to the processor's saved `num_visual_tokens`, else M.
-    """
-
-    num_visual_tokens: int | None
-
-
 class MqtLlavaProcessor(ProcessorMixin):
     r"""
     Processor of MQT-LLaVA.
@@ -102,7 +93,8 @@ class MqtLlavaProcessor(ProcessorMixin):
         image_token (`str`, defaults to `"<image>"`): the placeholder written in prompts.
     """
 
-    valid_processor_kwargs = MqtLlavaProcessorKwargs
+    # `num_visual_tokens` is a named argument of `__call__`, never handed on to `ProcessorMixin`: transformers
+    # before 5.20 accepts only per-modality entries (text_kwargs, images_kwargs, ...) in `valid_processor_kwargs`.
 
     def __init__(
         self,

@@ -45,13 +45,13 @@ def _offline_hub(tmp_path_factory):
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def run_isolated(script: str, tmp_path: Path, timeout: int = 300) -> dict:
-    """Runs `script` in a fresh interpreter that cannot import this repository; the script must write a JSON
-    object to the path in the variable `RESULT_PATH`. Returns that object."""
+def run_isolated(script: str, tmp_path: Path, timeout: int = 300, python: str = sys.executable) -> dict:
+    """Runs `script` in a fresh interpreter (`python`, default this one) that cannot import this repository; the
+    script must write a JSON object to the path in the variable `RESULT_PATH`. Returns that object."""
     result_path = tmp_path / f"result_{abs(hash(script))}.json"
     source = ISOLATION_PREAMBLE + f"\nRESULT_PATH = {str(result_path)!r}\n" + textwrap.dedent(script)
     completed = subprocess.run(
-        [sys.executable, "-c", source], cwd=tmp_path, capture_output=True, text=True, timeout=timeout, env=os.environ.copy()
+        [python, "-c", source], cwd=tmp_path, capture_output=True, text=True, timeout=timeout, env=os.environ.copy()
     )
     if completed.returncode != 0:
         raise AssertionError(f"isolated subprocess failed:\n{completed.stdout[-3000:]}\n{completed.stderr[-6000:]}")
