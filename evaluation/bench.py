@@ -51,6 +51,7 @@ from mqt_llava.evaluation.cost.options import DEFAULT_PROMPT_TOKENS, budgets_for
 from mqt_llava.evaluation.cost.peer import build_llava_peer, grid_features, llava_peer_config, peer_image_size
 from mqt_llava.evaluation.cost.plots import plot_bench
 from mqt_llava.evaluation.cost.timing import Clocks, SectionTimer, Stats, kv_cache_bytes, peak_memory_during
+from mqt_llava.evaluation.vllm_bench import add_vllm_arguments
 from mqt_llava.modeling_mqt_llava import MqtLlavaForConditionalGeneration
 from mqt_llava.processing.processing_mqt_llava import MqtLlavaProcessor
 from mqt_llava.tools.testing import make_image
@@ -263,6 +264,13 @@ def run_benchmark(
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
+        "--engine",
+        choices=["transformers", "vllm"],
+        default="transformers",
+        help="transformers: CPU latency and memory of random models (the options below). vllm: serving throughput of "
+        "a model folder through vLLM's OpenAI-compatible server (the --engine vllm options; docs/serving.md).",
+    )
+    parser.add_argument(
         "--config", choices=sorted(BENCH_CONFIGS), default="small", help="Model size (tiny: CI, seconds)."
     )
     parser.add_argument(
@@ -280,10 +288,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--warmup", type=int, default=1, help="Rounds run first and discarded.")
     parser.add_argument("--repeats", type=int, default=5, help="Measured rounds.")
     parser.add_argument("--threads", type=int, default=1, help="torch.set_num_threads value.")
-    parser.add_argument("--out", type=Path, default=Path("runs/bench"), help="Folder for bench.json and bench.png.")
+    parser.add_argument("--out", type=Path, default=Path("runs/bench"), help="Folder for the report and its figure.")
+    add_vllm_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.engine == "vllm":
+        from mqt_llava.evaluation import vllm_bench
+
+        return vllm_bench.run(args)
     counts = {name: getattr(args, name) for name in ("batch_size", "new_tokens", "decode_steps", "repeats", "threads")}
     bad = [f"--{name.replace('_', '-')} {value}" for name, value in counts.items() if value < 1]
     if args.warmup < 0:

@@ -38,7 +38,7 @@ class ServerSettings:
     model: Path
     python: str
     dtype: str = "float32"
-    max_model_len: int = 1024
+    max_model_len: int | None = None  # None: the model's own maximum
     enforce_eager: bool = True
     trust_request_mm_kwargs: bool = True
     extra_args: list[str] = field(default_factory=list)
@@ -50,8 +50,10 @@ class ServerSettings:
             self.python, "-m", "vllm.entrypoints.openai.api_server",
             "--model", str(self.model), "--served-model-name", self.model.name,
             "--host", HOST, "--port", str(port),
-            "--dtype", self.dtype, "--max-model-len", str(self.max_model_len),
+            "--dtype", self.dtype,
         ]
+        if self.max_model_len is not None:
+            command += ["--max-model-len", str(self.max_model_len)]
         if self.enforce_eager:
             command.append("--enforce-eager")
         if self.trust_request_mm_kwargs:

@@ -20,9 +20,10 @@ ALLOWED = {
     "model_cards": set(),
     "tools": {"modeling_mqt_llava", "processing"},
     "training": {"modeling_mqt_llava", "processing"},
-    "evaluation": {"modeling_mqt_llava", "processing", "tools"},
+    "serving": {"modeling_mqt_llava", "processing"},
+    "evaluation": {"modeling_mqt_llava", "processing", "tools", "serving"},
     "convert": {"modeling_mqt_llava", "processing", "model_cards"},
-    "demo": {"modeling_mqt_llava", "processing", "model_cards", "tools", "training", "evaluation"},
+    "demo": {"modeling_mqt_llava", "processing", "model_cards", "tools", "training", "evaluation", "serving"},
 }
 
 
