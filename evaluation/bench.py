@@ -1,5 +1,8 @@
 """`mqt-llava bench`: CPU latency and memory for each token budget, against LLaVA peers on the same language model.
 
+(`--engine vllm` measures serving throughput through vLLM instead: `mqt_llava.evaluation.vllm_bench`. What follows
+is the default `--engine transformers`.)
+
 Measured settings ("cases"), all on one randomly initialised model of the chosen size:
 - `mqt-m{m}`: this model with m visual tokens per image, for each budget;
 - `llava-{N}`: transformers' `LlavaForConditionalGeneration` on the same vision tower and language model (shared

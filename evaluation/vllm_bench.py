@@ -134,7 +134,7 @@ def run_vllm_benchmark(args: argparse.Namespace) -> dict[str, Any]:
             warmup = _bodies(peer_folder.name, args.warmup_requests, 0, size, None, args.new_tokens)
             measured = _measure(server, bodies, warmup, args.concurrency, cache)
             text_tokens = cases[0]["prompt_tokens"] - cases[0]["num_visual_tokens"]
-            cases.append({"name": "llava", "kind": "llava", "num_visual_tokens": measured["prompt_tokens"] - text_tokens,
+            cases.append({"name": "llava", "kind": "llava", "num_visual_tokens": int(measured["prompt_tokens"] - text_tokens),
                           **measured})
     return {
         "model": str(args.model),

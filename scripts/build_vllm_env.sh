@@ -4,8 +4,9 @@
 # vLLM pins older transformers than the main environment, so it lives in a venv of its own. The CPU build of torch
 # goes in first and a constraints file keeps it there; the torchvision, torchaudio and torchcodec wheels that vLLM
 # brings along are CUDA builds that cannot load beside CPU torch, so they are removed (image processors then use
-# their PIL versions). This package goes in last without dependencies, so vLLM finds its plugin entry point.
-# Set PYTHON to choose the interpreter (default python3.11). About 2 minutes and 3.4 GB.
+# their PIL versions). This checkout goes in last, editable and without dependencies (vLLM pins its own
+# transformers), so vLLM finds the plugin entry point and runs this checkout's code.
+# Set PYTHON to choose the interpreter (default python3.11). About 2 to 5 minutes and 3.4 GB.
 set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 DIR="${1:-$ROOT/.venv-vllm}"
@@ -19,9 +20,9 @@ PIP=("$DIR/bin/python" -m pip --disable-pip-version-check)
 "${PIP[@]}" install "torch==$TORCH_VERSION"
 CONSTRAINTS="$DIR/constraints.txt"
 echo "torch==$TORCH_VERSION" > "$CONSTRAINTS"
-"${PIP[@]}" install -c "$CONSTRAINTS" "$VLLM_SPEC" "$TRANSFORMERS_SPEC" "pytest>=8.0"
+"${PIP[@]}" install -c "$CONSTRAINTS" "$VLLM_SPEC" "$TRANSFORMERS_SPEC" "matplotlib>=3.9"
 "${PIP[@]}" uninstall -y torchvision torchaudio torchcodec
-"${PIP[@]}" install --no-deps "$ROOT"
+"${PIP[@]}" install --no-deps -e "$ROOT"
 "$DIR/bin/python" - <<'PY'
 import importlib.metadata as md
 import torch, transformers, vllm  # noqa: F401  (the environment must import)

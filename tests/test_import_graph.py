@@ -128,3 +128,22 @@ def test_import_graph_has_no_cycle():
     for node in graph:
         if node not in state:
             visit(node, [node or PACKAGE])
+
+
+# The only modules that import vLLM: vLLM itself loads them (the plugin entry point and the model it registers).
+VLLM_MODULES = {f"{PACKAGE}.serving.plugin", f"{PACKAGE}.serving.model", f"{PACKAGE}.serving.processing"}
+
+
+def test_vllm_is_imported_only_by_the_plugin_modules():
+    """Protects every environment without vLLM (the main one included): only the plugin, the vLLM model and its
+    multimodal processor import `vllm`, and no module outside them imports any of the three, so `mqt-llava bench`,
+    the server launcher and the client load without vLLM installed."""
+    importers, reachers = [], []
+    for module, path in modules().items():
+        names = imported_names(module, path)
+        if any(name.split(".")[0] == "vllm" for name in names) and module not in VLLM_MODULES:
+            importers.append(module)
+        if module not in VLLM_MODULES and any(name.rsplit(".", 1)[0] in VLLM_MODULES or name in VLLM_MODULES for name in names):
+            reachers.append(module)
+    assert not importers, f"modules importing vllm outside {sorted(VLLM_MODULES)}: {importers}"
+    assert not reachers, f"modules importing the vLLM-only modules: {reachers}"

@@ -241,3 +241,40 @@ def test_shipped_folder_remote_code_under_vllm_transformers(references, tmp_path
         answer = result["answers"][str(m)]
         assert answer["prompt"] == expected["prompt_token_ids"]
         assert ref.until_eos(answer["new"]) == expected["output_token_ids"]
+
+
+def test_bench_engine_vllm_measures_both_servers(tmp_path):
+    """Protects `mqt-llava bench --engine vllm`: one run starts a server for the MQT-LLaVA folder and one for its
+    LLaVA peer (vLLM's built-in model, same tower and language model, full grid), measures each budget and the peer,
+    and writes the JSON report, the Markdown table and the figure; prompts hold text + m tokens (the peer: text +
+    its grid), and the KV-cache blocks per request follow the server's block size."""
+    out = tmp_path / "bench"
+    completed = subprocess.run(
+        ["mqt-llava", "bench", "--engine", "vllm", "--vllm-python", vllm_python(), "--requests", "3",
+         "--concurrency", "2", "--warmup-requests", "1", "--new-tokens", "4", "--num-visual-tokens", "1,16",
+         "--out", str(out)],
+        cwd=tmp_path, env=vllm_env(tmp_path), capture_output=True, text=True, timeout=900,
+    )
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-6000:]
+    report = json.loads((out / "bench_vllm.json").read_text())
+    assert (out / "bench_vllm.png").stat().st_size > 0 and "LLaVA (vLLM built-in)" in (out / "bench_vllm.md").read_text()
+    cases = {case["name"]: case for case in report["cases"]}
+    assert set(cases) == {"mqt-m1", "mqt-m16", "llava"}
+    text_tokens = cases["mqt-m1"]["prompt_tokens"] - 1
+    assert cases["mqt-m16"]["prompt_tokens"] == text_tokens + 16
+    assert cases["llava"]["num_visual_tokens"] == 64  # the demo tower's 8 x 8 grid
+    for case in cases.values():
+        block = report["kv_cache"]["llava" if case["kind"] == "llava" else "mqt"]["block_size"]
+        assert case["output_tokens"] == 4 and case["requests"] == 3 and case["requests_per_s"] > 0
+        assert case["kv_blocks_per_request"] == -(-(case["prompt_tokens"] + 4) // block)
+
+
+def test_bench_engine_vllm_refuses_bad_counts(tmp_path):
+    """Protects the bench's input checks (no vLLM needed): a non-positive request count is refused with the
+    option named, before any server starts."""
+    completed = subprocess.run(
+        ["mqt-llava", "bench", "--engine", "vllm", "--requests", "0", "--out", str(tmp_path / "bench")],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300,
+    )
+    assert completed.returncode == 2 and "--requests 0" in completed.stderr
+    assert not (tmp_path / "bench" / "bench_vllm.json").exists()
