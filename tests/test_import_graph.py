@@ -23,7 +23,10 @@ ALLOWED = {
     "evaluation": {"modeling_mqt_llava", "processing", "tools"},
     "convert": {"modeling_mqt_llava", "processing", "model_cards"},
     "demo": {"modeling_mqt_llava", "processing", "model_cards", "tools", "training", "evaluation"},
+    "app": {"modeling_mqt_llava", "processing", "tools", "evaluation", "demo"},
 }
+# Optional extras: the only modules that may import them (anywhere, inside functions too).
+EXTRA_IMPORTERS = {"gradio": {"mqt_llava.app.ui"}}
 
 
 def package_folders() -> dict[str, Path]:
@@ -127,3 +130,11 @@ def test_import_graph_has_no_cycle():
     for node in graph:
         if node not in state:
             visit(node, [node or PACKAGE])
+
+
+def test_optional_extras_stay_in_their_modules():
+    """Protects the light core: gradio (the `app` extra) is imported by the app's page module only, so the model
+    package, the app's logic and `mqt-llava app --help` work without it."""
+    for extra, importers in EXTRA_IMPORTERS.items():
+        found = {module for module, path in modules().items() if any(name.split(".")[0] == extra for name in imported_names(module, path))}
+        assert found == importers, f"{extra} is imported by {sorted(found)}; only {sorted(importers)} may"
