@@ -58,8 +58,8 @@ def _panel(index: int) -> _Panel:
     with gr.Column(visible=False, min_width=260, elem_id=f"panel-{index}") as column:
         answer = gr.Textbox(label="answer", interactive=False, elem_id=f"answer-{index}")
         cost = gr.Markdown(elem_id=f"cost-{index}")
-        overlay = gr.Image(label="where the visual tokens look", interactive=False, type="pil", format="png",
-                           elem_id=f"overlay-{index}")  # fmt: skip
+        overlay = gr.Image(label="where the visual tokens look", show_label=False, interactive=False, type="pil",
+                           format="png", elem_id=f"overlay-{index}")  # fmt: skip
     return _Panel(column, answer, cost, overlay)
 
 
@@ -109,6 +109,10 @@ def build_app(comparer: Comparer, examples: Sequence[ExampleScene]) -> gr.Blocks
                 status = gr.Markdown(elem_id="status")
         with gr.Row():
             panels = [_panel(index) for index in range(len(choices))]
+        gr.Markdown(
+            "The pictures show where the visual tokens look: the query transformer's attention over the image as the "
+            "model sees it (brighter = more), for all m tokens together, then for the first tokens one by one."
+        )
 
         def pick_upload(path: str | None):
             try:

@@ -131,6 +131,16 @@ def _overlay_loaded(driver, index: int) -> bool:
     return bool(images) and driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", images[0])
 
 
+def _fit_window_to_page(driver, width: int = 1400) -> None:
+    """Makes the window as tall as the page, so that a screenshot shows all of it (the page may reflow once)."""
+    for _ in range(5):
+        height = driver.execute_script("return document.documentElement.scrollHeight")
+        driver.set_window_size(width, height + 100)
+        time.sleep(0.5)
+        if driver.execute_script("return document.documentElement.scrollHeight") <= height:
+            return
+
+
 def _expected(scene, budgets):
     """The shipped model's answers and FLOPs at each budget, computed here without the server."""
     from mqt_llava.app.compare import Comparer
@@ -184,8 +194,7 @@ def test_app_answers_an_example_scene_in_a_browser(app_url, browser, tmp_path):
     for index, m in enumerate(ticked):
         _check_panel(browser, index, m, expected[m])
 
-    height = browser.execute_script("return document.documentElement.scrollHeight")
-    browser.set_window_size(1400, height + 40)
+    _fit_window_to_page(browser)
     screenshot = tmp_path / "app.png"
     assert browser.save_screenshot(str(screenshot)) and screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     if os.environ.get("MQT_LLAVA_APP_SCREENSHOT"):
