@@ -11,7 +11,14 @@ from threading import Thread
 
 import torch
 from PIL import Image
-from transformers import AutoModelForImageTextToText, AutoProcessor, BatchFeature, TextIteratorStreamer
+from transformers import (
+    AutoModelForImageTextToText,
+    AutoProcessor,
+    BatchFeature,
+    PreTrainedModel,
+    ProcessorMixin,
+    TextIteratorStreamer,
+)
 
 __all__ = ["AnswerUpdate", "AppSession", "default_device"]
 
@@ -37,9 +44,11 @@ class AnswerUpdate:
 
 
 class AppSession:
-    """One loaded model and its processor, on `device`."""
+    """One loaded model and its processor, on `device`; `name` is what the page calls the model."""
 
-    def __init__(self, model, processor, device: str, name: str, max_new_tokens: int = 128) -> None:
+    def __init__(
+        self, model: PreTrainedModel, processor: ProcessorMixin, device: str, name: str, max_new_tokens: int = 128
+    ) -> None:
         self.model, self.processor, self.device, self.name = model, processor, device, name
         self.max_new_tokens = max_new_tokens
 

@@ -40,7 +40,7 @@ def _cost_text(result: BudgetResult) -> str:
     return (
         f"**forward FLOPs** {format_flops(parts.total)} (vision tower {format_flops(parts.vision_tower)}, "
         f"query transformer {format_flops(parts.projector)}, language-model prefill {format_flops(parts.prefill)})  \n"
-        f"**latency** {1000 * result.latency_s:.0f} ms for {result.new_tokens} new tokens"
+        f"**latency** {1000 * result.latency_s:.0f} ms for {result.new_tokens} new token{'' if result.new_tokens == 1 else 's'}"
     )
 
 

@@ -132,3 +132,18 @@ def test_compare_mode_offers_the_papers_budgets_up_to_m():
         assert set(choices) == {1, num_queries} | {m for m in PAPER_BUDGETS if m <= num_queries}
         assert set(ticked) <= set(choices) and 3 <= len(ticked) <= 4
         assert max(ticked) == num_queries and min(ticked) <= max(1, num_queries // 16)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_app_uses_the_gpu_when_there_is_one(comparer, scenes):
+    """Protects "uses the GPU when one is there": by default the session loads on CUDA, and its answers, FLOPs and
+    attention overlays there are those of the CPU session."""
+    on_gpu = Comparer(AppSession.load(SHIPPED_MODEL, max_new_tokens=comparer.session.max_new_tokens))
+    assert on_gpu.session.device == "cuda" and on_gpu.session.model.device.type == "cuda"
+    scene = scenes[1]
+    budgets = [1, 16, comparer.session.num_queries]
+    gpu = [r for r in on_gpu.answer(scene.image, scene.question, budgets) if r.done]
+    cpu = [r for r in comparer.answer(scene.image, scene.question, budgets) if r.done]
+    assert [r.text for r in gpu] == [r.text for r in cpu]
+    assert [r.flops for r in gpu] == [r.flops for r in cpu]
+    assert all(g.overlay.size == c.overlay.size for g, c in zip(gpu, cpu))

@@ -120,15 +120,26 @@ def _wait_for_text(driver, element_id: str, text: str) -> str:
 def _type(driver, selector: str, text: str) -> None:
     field = driver.find_element(By.CSS_SELECTOR, selector)
     field.send_keys(Keys.CONTROL, "a")
-    field.send_keys(Keys.DELETE)
-    if text:
-        field.send_keys(text)
+    field.send_keys(text or Keys.DELETE)  # typing over the selection: a number field is never empty on the way
     field.send_keys(Keys.TAB)
 
 
 def _overlay_loaded(driver, index: int) -> bool:
-    images = driver.find_elements(By.CSS_SELECTOR, f"#overlay-{index} img")
-    return bool(images) and driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", images[0])
+    """Whether panel `index` shows its overlay (scrolled into view first: the page may load images lazily)."""
+    script = "const img = document.querySelector(arguments[0]); if (!img) return false; img.scrollIntoView({block: 'center'}); return img.complete && img.naturalWidth > 0;"
+    return driver.execute_script(script, f"#overlay-{index} img")
+
+
+def _set_first_tokens_and_wait_for_redraw(driver, value: str) -> None:
+    overlay = "#overlay-1 img"
+    before = driver.find_element(By.CSS_SELECTOR, overlay).get_attribute("src")
+    _type(driver, "#first-tokens input[type=number]", value)
+    assert driver.find_element(By.CSS_SELECTOR, "#first-tokens input[type=range]").get_attribute("value") == value
+    WebDriverWait(driver, ANSWER_S).until(
+        lambda d: d.find_element(By.CSS_SELECTOR, overlay).get_attribute("src") != before,
+        message=f"the overlay was not redrawn for {value} first tokens",
+    )
+    WebDriverWait(driver, ANSWER_S).until(lambda d: _overlay_loaded(d, 1), message="the redrawn overlay did not load")
 
 
 def _fit_window_to_page(driver, width: int = 1400) -> None:
@@ -159,13 +170,14 @@ def _check_panel(driver, index: int, m: int, expected) -> None:
     cost = _wait_for_text(driver, f"cost-{index}", "latency")
     assert f"forward FLOPs {format_flops(expected.flops.total)}" in cost
     assert "ms for" in cost
-    WebDriverWait(driver, ANSWER_S).until(lambda d: _overlay_loaded(d, index))
+    WebDriverWait(driver, ANSWER_S).until(lambda d: _overlay_loaded(d, index), message=f"overlay {index} did not load")
 
 
 def test_app_answers_an_example_scene_in_a_browser(app_url, browser, tmp_path):
     """Protects the demo a person sees: clicking an example scene shows it and fills in its question; with m set and
     a question typed, Answer shows the model's own answer at that m, its forward FLOPs and latency, and the attention
-    overlay; compare mode then shows the ticked budgets side by side. Keeps a screenshot (tmp_path/app.png)."""
+    overlay; compare mode then shows the ticked budgets side by side, and changing the tokens shown redraws the
+    overlays without answering again. Keeps a screenshot (tmp_path/app.png)."""
     from mqt_llava.app.compare import budget_choices
     from mqt_llava.app.examples import example_scenes
 
@@ -193,6 +205,8 @@ def test_app_answers_an_example_scene_in_a_browser(app_url, browser, tmp_path):
     _wait_for_text(browser, "status", f"Answered at m = {', '.join(map(str, ticked))}.")
     for index, m in enumerate(ticked):
         _check_panel(browser, index, m, expected[m])
+    for first_tokens in ("1", "3"):
+        _set_first_tokens_and_wait_for_redraw(browser, first_tokens)
 
     _fit_window_to_page(browser)
     screenshot = tmp_path / "app.png"
