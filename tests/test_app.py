@@ -15,6 +15,7 @@ from mqt_llava.app.session import AppSession
 from mqt_llava.demo.attention_figure import token_attention
 from mqt_llava.demo.cli import SHIPPED_MODEL
 from mqt_llava.evaluation.cost.options import PAPER_BUDGETS
+from mqt_llava.evaluation.shapes_vqa import CAPTION_PROMPT
 
 pytestmark = pytest.mark.skipif(not (SHIPPED_MODEL / "config.json").is_file(), reason="the shipped model is not built")
 
@@ -41,16 +42,19 @@ def test_streamed_answers_are_the_models_answers_at_each_budget(comparer, scenes
     exactly what `model.generate(num_visual_tokens=m)` decodes, each budget once and in increasing m, with its
     latency and token count measured."""
     num_queries = comparer.session.num_queries
-    for scene in scenes[:2]:
-        results = list(comparer.answer(scene.image, scene.question, [num_queries, 1, 4, 4]))
+    asked = [(scenes[0].image, scenes[0].question), (scenes[1].image, CAPTION_PROMPT)]  # a one-word and a long answer
+    for image, question in asked:
+        results = list(comparer.answer(image, question, [num_queries, 1, 4, 4]))
         finals = [r for r in results if r.done]
         assert [r.num_visual_tokens for r in finals] == [1, 4, num_queries]
         for final in finals:
             streamed = [r.text for r in results if r.num_visual_tokens == final.num_visual_tokens and not r.done]
             assert streamed, "nothing was streamed before the final answer"
             assert all(final.text.startswith(text.strip()) for text in streamed)
-            assert final.text == _generate(comparer.session, scene.image, scene.question, final.num_visual_tokens)
+            assert final.text == _generate(comparer.session, image, question, final.num_visual_tokens)
             assert final.latency_s > 0 and 1 <= final.new_tokens <= comparer.session.max_new_tokens
+            if question == CAPTION_PROMPT:
+                assert len(set(streamed)) > 2, f"a {final.new_tokens}-token answer came in {len(streamed)} pieces"
 
 
 def test_cost_figures_are_the_demos_flop_counts(comparer, scenes):
