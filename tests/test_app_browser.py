@@ -143,7 +143,9 @@ def _set_first_tokens_and_wait_for_redraw(driver, value: str) -> None:
 
 
 def _fit_window_to_page(driver, width: int = 1400) -> None:
-    """Makes the window as tall as the page, so that a screenshot shows all of it (the page may reflow once)."""
+    """Makes the window as tall as the page and scrolls to its top, so that a screenshot shows all of it (the page
+    may reflow once); nothing keeps the focus."""
+    driver.execute_script("document.activeElement.blur(); window.scrollTo(0, 0);")
     for _ in range(5):
         height = driver.execute_script("return document.documentElement.scrollHeight")
         driver.set_window_size(width, height + 100)
