@@ -21,11 +21,11 @@ from mqt_llava.processing.processing_mqt_llava import MqtLlavaProcessor
 @torch.no_grad()
 def token_attention(model: MqtLlavaForConditionalGeneration, processor: MqtLlavaProcessor, image: Image.Image) -> torch.Tensor:
     """The query transformer's attention over the vision grid for all M tokens of `image`: (heads, M, side, side),
-    from its last layer."""
-    pixel_values = processor.image_processor(image, return_tensors="pt")["pixel_values"].to(model.dtype)
+    from its last layer, on the CPU (whatever device the model is on)."""
+    pixel_values = processor.image_processor(image, return_tensors="pt")["pixel_values"].to(model.device, model.dtype)
     features = model.model.get_vision_features(pixel_values)  # (1, N, D)
     _, weights = model.model.query_transformer(features, model.config.num_queries, output_attentions=True)
-    last = weights[-1][0].float()  # (h, M, N)
+    last = weights[-1][0].float().cpu()  # (h, M, N)
     side = math.isqrt(last.shape[-1])
     return last.reshape(*last.shape[:2], side, side)
 

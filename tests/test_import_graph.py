@@ -24,7 +24,10 @@ ALLOWED = {
     "evaluation": {"modeling_mqt_llava", "processing", "tools", "serving"},
     "convert": {"modeling_mqt_llava", "processing", "model_cards"},
     "demo": {"modeling_mqt_llava", "processing", "model_cards", "tools", "training", "evaluation", "serving"},
+    "app": {"modeling_mqt_llava", "processing", "tools", "evaluation", "demo"},
 }
+# Optional extras: the only modules that may import them (anywhere, inside functions too).
+EXTRA_IMPORTERS = {"gradio": {"mqt_llava.app.ui"}}
 
 
 def package_folders() -> dict[str, Path]:
@@ -147,3 +150,9 @@ def test_vllm_is_imported_only_by_the_plugin_modules():
             reachers.append(module)
     assert not importers, f"modules importing vllm outside {sorted(VLLM_MODULES)}: {importers}"
     assert not reachers, f"modules importing the vLLM-only modules: {reachers}"
+def test_optional_extras_stay_in_their_modules():
+    """Protects the light core: gradio (the `app` extra) is imported by the app's page module only, so the model
+    package, the app's logic and `mqt-llava app --help` work without it."""
+    for extra, importers in EXTRA_IMPORTERS.items():
+        found = {module for module, path in modules().items() if any(name.split(".")[0] == extra for name in imported_names(module, path))}
+        assert found == importers, f"{extra} is imported by {sorted(found)}; only {sorted(importers)} may"

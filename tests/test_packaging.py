@@ -17,7 +17,7 @@ import pytest
 
 from conftest import REPO_ROOT
 
-GENERIC_NAMES = ("training", "evaluation", "processing", "model_cards", "modeling_mqt_llava", "demo", "tools", "convert")
+GENERIC_NAMES = ("training", "evaluation", "processing", "model_cards", "modeling_mqt_llava", "demo", "tools", "convert", "app")
 
 
 def run(command: list[str], cwd: Path) -> subprocess.CompletedProcess:
@@ -48,7 +48,7 @@ def test_commands_ignore_a_users_own_generic_packages(tmp_path):
     for command in (["mqt-llava", "--help"], [sys.executable, "-m", "mqt_llava", "--help"]):
         completed = run(command, tmp_path)
         assert completed.returncode == 0 and "train" in completed.stdout, completed.stderr
-    for subcommand in ("train", "eval", "demo"):
+    for subcommand in ("train", "eval", "demo", "app"):
         completed = run([sys.executable, "-m", "mqt_llava", subcommand, "--help"], tmp_path)
         assert completed.returncode == 0 and f"mqt-llava {subcommand}" in completed.stdout, completed.stderr
     probe = (

@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, str] = {
     "bench": "Measure CPU latency and memory for each token budget.",
     "eval": "Run and score a benchmark at several token budgets (resumable).",
     "push": "Upload a model folder to the Hugging Face Hub.",
+    "app": "Serve the interactive web demo (Gradio): drag the token budget, see answer, cost and attention.",
 }
 
 
@@ -48,6 +49,8 @@ def load_subcommand(name: str) -> ModuleType:
             from mqt_llava.evaluation import runner as module
         case "push":
             from mqt_llava.model_cards import push as module
+        case "app":
+            from mqt_llava.app import cli as module
         case _:
             raise ValueError(f"unknown subcommand {name!r}; choose one of {sorted(SUBCOMMANDS)}")
     return module
