@@ -14,6 +14,8 @@ from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutpu
 from transformers.quantizers.quantizers_utils import should_convert_module
 from transformers.utils import logging
 
+from .adaptive_budget import AUTO, resolve_settings
+from .auto_generation import generate_with_auto_budget
 from .configuration_mqt_llava import MqtLlavaConfig, check_num_visual_tokens
 from .query_transformer import MatryoshkaQueryTransformer, sincos_2d
 
@@ -313,17 +315,17 @@ class MqtLlavaForConditionalGeneration(MqtLlavaPreTrainedModel, GenerationMixin)
         return new_ids, new_mask
 
     def resolve_num_visual_tokens(
-        self, num_visual_tokens: int | None, generation_config: GenerationConfig | None
-    ) -> int | None:
+        self, num_visual_tokens: int | str | None, generation_config: GenerationConfig | None
+    ) -> int | str | None:
         """The m `generate` uses: the call argument, else a non-null `generation_config.num_visual_tokens`, else None
-        (every image keeps the run the processor gave it)."""
-        if num_visual_tokens is not None:
-            return check_num_visual_tokens(num_visual_tokens, self.config.num_queries)
-        config = generation_config if generation_config is not None else self.generation_config
-        num_visual_tokens = getattr(config, "num_visual_tokens", None)
+        (every image keeps the run the processor gave it). `"auto"` is returned as is (see `adaptive_budget.py`)."""
+        name = "num_visual_tokens"
         if num_visual_tokens is None:
-            return None
-        name = "generation_config.num_visual_tokens"
+            config = generation_config if generation_config is not None else self.generation_config
+            num_visual_tokens = getattr(config, "num_visual_tokens", None)
+            name = "generation_config.num_visual_tokens"
+        if num_visual_tokens is None or num_visual_tokens == AUTO:
+            return num_visual_tokens
         return check_num_visual_tokens(num_visual_tokens, self.config.num_queries, name)
 
     @torch.no_grad()
@@ -331,8 +333,11 @@ class MqtLlavaForConditionalGeneration(MqtLlavaPreTrainedModel, GenerationMixin)
         self,
         input_ids: torch.LongTensor | None = None,
         attention_mask: torch.Tensor | None = None,
-        num_visual_tokens: int | None = None,
+        num_visual_tokens: int | str | None = None,
         generation_config: GenerationConfig | None = None,
+        auto_budget_schedule: str | list[int | str] | None = None,
+        auto_confidence_rule: str | None = None,
+        auto_confidence_threshold: float | None = None,
         **kwargs,
     ):
         """`GenerationMixin.generate` with a token budget.
@@ -340,8 +345,34 @@ class MqtLlavaForConditionalGeneration(MqtLlavaPreTrainedModel, GenerationMixin)
         m is resolved as: `num_visual_tokens=` here, else `generation_config.num_visual_tokens` when not null, else
         the runs the processor made. When m differs from a run, the runs are rewritten to length m (batch re-padded on
         the left) before decoding. The returned sequences start with the caller's own `input_ids`.
+
+        `num_visual_tokens="auto"` answers each prompt at the first budget of a schedule whose answer is confident
+        enough (the `auto_*` arguments, else the generation config's, else the defaults of `adaptive_budget.py`); with
+        `return_dict_in_generate=True` the output also says which m answered each prompt.
         """
         m = self.resolve_num_visual_tokens(num_visual_tokens, generation_config)
+        config = generation_config if generation_config is not None else self.generation_config
+        if m == AUTO:
+            settings = resolve_settings(
+                self.config.num_queries, config, auto_budget_schedule, auto_confidence_rule, auto_confidence_threshold
+            )
+            return_dict = kwargs.pop("return_dict_in_generate", getattr(config, "return_dict_in_generate", False))
+            return generate_with_auto_budget(
+                self,
+                super().generate,
+                input_ids,
+                attention_mask,
+                kwargs.pop("pixel_values", None),
+                settings,
+                generation_config,
+                bool(return_dict),
+                **kwargs,
+            )
+        given = {"auto_budget_schedule": auto_budget_schedule, "auto_confidence_rule": auto_confidence_rule,
+                 "auto_confidence_threshold": auto_confidence_threshold}  # fmt: skip
+        if any(value is not None for value in given.values()):
+            names = ", ".join(name for name, value in given.items() if value is not None)
+            raise ValueError(f'{names} only apply with num_visual_tokens="auto", got num_visual_tokens={m!r}')
         prompt_ids, prompt_mask = input_ids, attention_mask
         if m is not None and input_ids is not None:
             if bool((image_run_lengths(input_ids, self.config.image_token_id) != m).any()):
@@ -362,8 +393,10 @@ class MqtLlavaForConditionalGeneration(MqtLlavaPreTrainedModel, GenerationMixin)
 
     def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
         """`PreTrainedModel.save_pretrained`, refusing first a `generation_config.num_visual_tokens` that is neither
-        null nor in 1..M (saved, it would fail only at the next `generate`)."""
-        self.resolve_num_visual_tokens(None, self.generation_config)
+        null, `"auto"` nor in 1..M, or `"auto"` settings that do not parse (saved, they would fail only at the next
+        `generate`)."""
+        if self.resolve_num_visual_tokens(None, self.generation_config) == AUTO:
+            resolve_settings(self.config.num_queries, self.generation_config)
         return super().save_pretrained(save_directory, *args, **kwargs)
 
 

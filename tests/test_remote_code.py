@@ -14,6 +14,8 @@ from mqt_llava import MqtLlavaForConditionalGeneration, MqtLlavaProcessor
 from mqt_llava.tools.testing import make_image
 
 PAYLOAD = [
+    REPO_ROOT / "modeling_mqt_llava" / "adaptive_budget.py",
+    REPO_ROOT / "modeling_mqt_llava" / "auto_generation.py",
     REPO_ROOT / "modeling_mqt_llava" / "configuration_mqt_llava.py",
     REPO_ROOT / "modeling_mqt_llava" / "modeling_mqt_llava.py",
     REPO_ROOT / "modeling_mqt_llava" / "query_transformer.py",

@@ -21,6 +21,7 @@ SUBCOMMANDS: dict[str, str] = {
     "flops": "Count forward FLOPs per part for each token budget.",
     "bench": "Measure CPU latency and memory for each token budget.",
     "eval": "Run and score a benchmark at several token budgets (resumable).",
+    "calibrate": 'Choose the confidence threshold of num_visual_tokens="auto" on a validation split.',
     "push": "Upload a model folder to the Hugging Face Hub.",
     "app": "Serve the interactive web demo (Gradio): drag the token budget, see answer, cost and attention.",
 }
@@ -47,6 +48,8 @@ def load_subcommand(name: str) -> ModuleType:
             from mqt_llava.evaluation import bench as module
         case "eval":
             from mqt_llava.evaluation import runner as module
+        case "calibrate":
+            from mqt_llava.evaluation.auto_budget import cli as module
         case "push":
             from mqt_llava.model_cards import push as module
         case "app":

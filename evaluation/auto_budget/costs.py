@@ -1,0 +1,115 @@
+"""Forward FLOPs per question at a fixed budget and with the automatic budget (conventions of `cost.flop_counting`).
+
+A question's prompt is `prefix` text tokens, the image's m visual tokens, then `suffix` text tokens. At a fixed m
+the language model prefills all of it. With `num_visual_tokens="auto"` it prefills the prefix once (its KV cache is
+reused) and, for every budget tried, the image run and the suffix on top of that cache; the vision tower and the
+query transformer run once, at the schedule's largest budget.
+
+With a cache, the suffix's attention is charged for every cached key (the kernel gets an explicit mask, not the
+causal flag), which slightly overcounts the automatic budget's cost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from transformers import PreTrainedModel, ProcessorMixin
+
+from mqt_llava.evaluation.auto_budget.questions import QuestionItem
+from mqt_llava.evaluation.cost.flop_counting import count_flops
+from mqt_llava.evaluation.cost.kv_cache import next_step_inputs
+
+
+@dataclass(frozen=True)
+class PromptShape:
+    """Text tokens before the image (`prefix`) and after it (`suffix`) in one question's prompt."""
+
+    prefix: int
+    suffix: int
+
+
+def prompt_shapes(processor: ProcessorMixin, items: Sequence[QuestionItem]) -> list[PromptShape]:
+    """The prompt shape of every question, as the model's chat template and processor build it."""
+    image_token_id = processor.tokenizer.convert_tokens_to_ids(processor.image_token)
+    shapes = []
+    for item in items:
+        ids = processor.apply_chat_template(
+            [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": item.question}]}],
+            add_generation_prompt=True,
+            tokenize=True,
+            return_dict=True,
+            processor_kwargs={"images": [item.image], "num_visual_tokens": 1},
+        )["input_ids"][0]
+        prefix = list(ids).index(image_token_id)
+        shapes.append(PromptShape(prefix=prefix, suffix=len(ids) - prefix - 1))
+    return shapes
+
+
+class CostCounter:
+    """Counts (and remembers) the FLOPs of the parts of `model`; works on real and on fake tensors."""
+
+    def __init__(self, model: PreTrainedModel):
+        self.model = model.eval().requires_grad_(False)
+        self.hidden_size = model.get_input_embeddings().embedding_dim
+        self.dtype = next(model.parameters()).dtype
+        self._memo: dict[tuple, int] = {}
+
+    def _embeds(self, length: int) -> torch.Tensor:
+        return torch.zeros(1, length, self.hidden_size, dtype=self.dtype)
+
+    def _remember(self, key: tuple, count) -> int:
+        if key not in self._memo:
+            self._memo[key] = count()
+        return self._memo[key]
+
+    def image(self, m: int) -> int:
+        """Vision tower + query transformer for one image at budget m."""
+        size = self.model.config.vision_config.image_size
+
+        def count() -> int:
+            pixels = torch.zeros(1, 3, size, size, dtype=self.dtype)
+            return count_flops(lambda: self.model.model.get_image_features(pixels, m))[1]["Global"]
+
+        return self._remember(("image", m), count)
+
+    def prefill(self, shape: PromptShape, m: int) -> int:
+        """Language-model prefill of the whole prompt at budget m (LM head on the last position)."""
+        length = shape.prefix + m + shape.suffix
+        call = lambda: self.model(inputs_embeds=self._embeds(length), use_cache=True, logits_to_keep=1)  # noqa: E731
+        return self._remember(("prefill", length), lambda: count_flops(call)[1]["Global"])
+
+    def prefix(self, shape: PromptShape) -> int:
+        """The language model over the prefix alone (what the automatic budget computes once)."""
+        call = lambda: self.model.model.language_model(inputs_embeds=self._embeds(shape.prefix), use_cache=True)  # noqa: E731
+        return self._remember(("prefix", shape.prefix), lambda: count_flops(call)[1]["Global"])
+
+    def continuation(self, shape: PromptShape, m: int) -> int:
+        """The image run and the suffix at budget m on top of the prefix's cache (LM head on the last position)."""
+
+        def count() -> int:
+            with torch.no_grad():
+                cached = self.model.model.language_model(inputs_embeds=self._embeds(shape.prefix), use_cache=True)
+            rest = self._embeds(m + shape.suffix)
+            call = lambda: self.model(inputs_embeds=rest, **next_step_inputs(cached), use_cache=True, logits_to_keep=1)  # noqa: E731
+            return count_flops(call)[1]["Global"]
+
+        return self._remember(("continuation", shape.prefix, shape.suffix, m), count)
+
+    def fixed(self, shape: PromptShape, m: int) -> dict[str, int]:
+        """`{"language_model": ..., "total": ...}` for one question answered at budget m."""
+        language_model = self.prefill(shape, m)
+        return {"language_model": language_model, "total": self.image(m) + language_model}
+
+    def auto(self, shape: PromptShape, tried: Sequence[int], largest: int) -> dict[str, int]:
+        """The same for one question answered automatically after trying the budgets `tried` (images encoded at
+        `largest`, the schedule's last budget)."""
+        if shape.prefix == 0:
+            language_model = sum(self.prefill(shape, m) for m in tried)
+        else:
+            language_model = self.prefix(shape) + sum(self.continuation(shape, m) for m in tried)
+        return {"language_model": language_model, "total": self.image(largest) + language_model}
+
+
+__all__ = ["CostCounter", "PromptShape", "prompt_shapes"]
