@@ -9,7 +9,7 @@ Settings, per `generate` call or saved in the generation config under the same n
 
 | name                        | meaning                                                              | default         |
 |-----------------------------|----------------------------------------------------------------------|-----------------|
-| `auto_budget_schedule`      | increasing budgets to try: ints, `"M"` or `"M/k"` (k an integer)     | `"M/16,M/4,M"` |
+| `auto_budget_schedule`      | increasing budgets to try: ints, `"M"` or `"M/k"` (k an integer)     | `"M/4,M/2,M"` |
 | `auto_confidence_rule`      | `"min_token_prob"` (least likely answer token) or `"answer_prob"` (the whole answer) | `"min_token_prob"` |
 | `auto_confidence_threshold` | an answer with confidence >= threshold stops the escalation, in (0, 1] | 0.9            |
 """
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 
 AUTO = "auto"
-DEFAULT_SCHEDULE = "M/16,M/4,M"
+DEFAULT_SCHEDULE = "M/4,M/2,M"
 CONFIDENCE_RULES = ("min_token_prob", "answer_prob")
 DEFAULT_CONFIDENCE_RULE = "min_token_prob"
 DEFAULT_THRESHOLD = 0.9
@@ -66,9 +66,9 @@ def _schedule_item(item: object, num_queries: int, spec: object) -> int:
 
 
 def parse_schedule(spec: str | Sequence[int | str] | None, num_queries: int) -> tuple[int, ...]:
-    """The budgets of `spec` for a model with M = `num_queries`: `"M/16,M/4,M"`, `"4,16,64"` or `[4, 16, 64]`.
+    """The budgets of `spec` for a model with M = `num_queries`: `"M/4,M/2,M"`, `"16,32,64"` or `[16, 32, 64]`.
 
-    Repeated budgets (`M/16` and `M/4` are both 1 when M < 8) are kept once; the result must be increasing and
+    Repeated budgets (`M/4` and `M/2` are both 1 when M < 4) are kept once; the result must be increasing and
     hold at least two budgets, else there is nothing to escalate to.
     """
     if num_queries < 2:

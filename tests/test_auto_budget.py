@@ -58,7 +58,7 @@ def test_escalates_where_the_smallest_budget_is_unsure_and_wrong(demo):
     larger budget, every other one stops there, and counting questions the smallest budget gets wrong are escalated
     and then answered right."""
     model, processor = demo
-    items = [item for item in shapes_vqa_items("test", 24, 13) if item.family == "count"]
+    items = [item for item in shapes_vqa_items("test", 80, 13) if item.family == "count"]
     smallest = parse_schedule(DEFAULT_SCHEDULE, model.config.num_queries)[0]
     small = answer_fixed(model, processor, items, smallest, DEFAULT_CONFIDENCE_RULE)
     auto = answer_auto(model, processor, items, {})

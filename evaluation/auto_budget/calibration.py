@@ -18,7 +18,10 @@ from mqt_llava.evaluation.auto_budget.questions import QuestionItem
 
 @dataclass(frozen=True)
 class OperatingPoint:
-    """Accuracy and mean cost of one way of answering a question set (a fixed m, or auto at a threshold)."""
+    """Accuracy and mean cost of one way of answering a question set (a fixed m, or auto at a threshold).
+
+    `accuracy` is the average over question families, each family weighing the same (the demo's "average").
+    """
 
     label: str
     threshold: float | None
@@ -42,14 +45,14 @@ def operating_point(
     for item, answer in zip(items, answers, strict=True):
         right[item.family].append(item.is_correct(answer.text))
         budgets[item.family][answer.num_visual_tokens] += 1
-    flat = [value for values in right.values() for value in values]
+    by_family = {family: sum(values) / len(values) for family, values in sorted(right.items())}
     return OperatingPoint(
         label=label,
         threshold=threshold,
-        accuracy=sum(flat) / len(flat),
+        accuracy=sum(by_family.values()) / len(by_family),
         language_model_flops=sum(cost["language_model"] for cost in costs) / len(costs),
         total_flops=sum(cost["total"] for cost in costs) / len(costs),
-        accuracy_by_family={family: sum(values) / len(values) for family, values in sorted(right.items())},
+        accuracy_by_family=by_family,
         answered_at={
             family: {m: count / sum(counter.values()) for m, count in sorted(counter.items())}
             for family, counter in sorted(budgets.items())

@@ -3,7 +3,7 @@
 1. Answers a validation question set at every budget of the schedule, keeping each answer's confidence (Shapes-VQA's
    validation split by default, or a LLaVA-format file with `--data-path` / `--image-folder`).
 2. Simulates the automatic budget at every candidate threshold and picks the cheapest one that reaches the target
-   accuracy (`--max-accuracy-drop` points below the full budget, default 1, or `--target-accuracy`), or the most
+   accuracy (`--max-accuracy-drop` points below the full budget, default 0.5, or `--target-accuracy`), or the most
    accurate one within `--target-cost` x the full budget's language-model FLOPs.
 3. Writes `auto_budget_schedule`, `auto_confidence_rule` and `auto_confidence_threshold` into the folder's
    `generation_config.json` (not with `--dry-run`) and `OUT/calibration.json`.
@@ -49,7 +49,7 @@ from mqt_llava.modeling_mqt_llava.adaptive_budget import (
 logger = logging.getLogger(__name__)
 
 DEFAULT_REPORT_THRESHOLDS = (0.5, 0.8, 0.9, 0.95, 0.99, 0.999)
-DEFAULT_MAX_ACCURACY_DROP = 1.0  # points
+DEFAULT_MAX_ACCURACY_DROP = 0.5  # points: half a 1-point budget, a margin for the validation sample's noise
 
 
 def _float_list(text: str) -> list[float]:
@@ -63,7 +63,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", type=Path, default=ASSETS_DIR / "mqt-llava-tiny", help="model folder (default: the demo model)")
     parser.add_argument("--data-path", type=Path, default=None, help="LLaVA-format JSON of validation questions (default: Shapes-VQA)")
     parser.add_argument("--image-folder", type=Path, default=None, help="images of --data-path")
-    parser.add_argument("--scenes", type=int, default=200, help="Shapes-VQA validation scenes (default: %(default)s)")
+    parser.add_argument("--scenes", type=int, default=1000, help="Shapes-VQA validation scenes (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=0, help="Shapes-VQA validation seed (default: %(default)s)")
     parser.add_argument("--schedule", default=None, help=f"budgets to escalate through (default: the model's, else {DEFAULT_SCHEDULE!r})")
     parser.add_argument("--rule", choices=CONFIDENCE_RULES, default=None, help=f"confidence rule (default: the model's, else {DEFAULT_CONFIDENCE_RULE})")
