@@ -21,13 +21,14 @@ from mqt_llava.evaluation.auto_budget.questions import shapes_vqa_items
 from mqt_llava.modeling_mqt_llava.adaptive_budget import (
     DEFAULT_CONFIDENCE_RULE,
     DEFAULT_SCHEDULE,
-    DEFAULT_THRESHOLD,
     parse_schedule,
 )
-from mqt_llava.tools.testing import build_tiny_model, make_image, save_tiny_model
+from mqt_llava.tools.testing import build_tiny_model, make_image
 
 SHIPPED = ASSETS_DIR / "mqt-llava-tiny"
 SETTINGS = {"max_new_tokens": 3, "do_sample": False}
+# A stricter threshold than the shipped model's calibrated one, so that these small batches escalate
+STRICT = 0.9
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +44,8 @@ def mixed_items():
 
 
 def test_global_questions_stop_at_the_smallest_budget(demo):
-    """Protects the point of "auto": a global question (the background colour) is answered right at the schedule's
-    smallest budget, without escalating."""
+    """Protects the point of "auto": with the shipped model's saved settings, a global question (the background
+    colour) is answered right at the schedule's smallest budget, without escalating."""
     model, processor = demo
     items = [item for item in shapes_vqa_items("test", 16, 12) if item.family == "background"]
     answers = answer_auto(model, processor, items, {})
@@ -61,9 +62,9 @@ def test_escalates_where_the_smallest_budget_is_unsure_and_wrong(demo):
     items = [item for item in shapes_vqa_items("test", 80, 13) if item.family == "count"]
     smallest = parse_schedule(DEFAULT_SCHEDULE, model.config.num_queries)[0]
     small = answer_fixed(model, processor, items, smallest, DEFAULT_CONFIDENCE_RULE)
-    auto = answer_auto(model, processor, items, {})
+    auto = answer_auto(model, processor, items, {"auto_confidence_threshold": STRICT})
     for first, chosen in zip(small, auto):
-        assert (chosen.num_visual_tokens > smallest) == (first.confidence < DEFAULT_THRESHOLD)
+        assert (chosen.num_visual_tokens > smallest) == (first.confidence < STRICT)
     rescued = [
         item
         for item, first, chosen in zip(items, small, auto)
@@ -96,7 +97,9 @@ def test_images_are_encoded_once_and_the_text_before_them_is_prefilled_once(demo
     ]
     try:
         inputs = prompt_inputs(processor, mixed_items, "cpu")
-        output = model.generate(**inputs, num_visual_tokens="auto", return_dict_in_generate=True, **SETTINGS)
+        output = model.generate(
+            **inputs, num_visual_tokens="auto", auto_confidence_threshold=STRICT, return_dict_in_generate=True, **SETTINGS
+        )
     finally:
         for hook in hooks:
             hook.remove()
@@ -109,7 +112,9 @@ def test_auto_answers_equal_fixed_generation_at_the_chosen_budget(demo, mixed_it
     and the calibration's simulation (fixed-budget answers and confidences) predicts the same choices."""
     model, processor = demo
     inputs = prompt_inputs(processor, mixed_items, "cpu")
-    auto = model.generate(**inputs, num_visual_tokens="auto", return_dict_in_generate=True, **SETTINGS)
+    auto = model.generate(
+        **inputs, num_visual_tokens="auto", auto_confidence_threshold=STRICT, return_dict_in_generate=True, **SETTINGS
+    )
     assert len(set(auto.num_visual_tokens.tolist())) >= 2
     for m in set(auto.num_visual_tokens.tolist()):
         fixed = model.generate(**inputs, num_visual_tokens=m, **SETTINGS)
@@ -118,7 +123,7 @@ def test_auto_answers_equal_fixed_generation_at_the_chosen_budget(demo, mixed_it
         assert torch.equal(auto.sequences[rows, :width], fixed[rows, :width])
     schedule = parse_schedule(DEFAULT_SCHEDULE, model.config.num_queries)
     per_budget = [answer_fixed(model, processor, mixed_items, m, DEFAULT_CONFIDENCE_RULE, max_new_tokens=3) for m in schedule]
-    simulated = simulate(per_budget, DEFAULT_THRESHOLD)
+    simulated = simulate(per_budget, STRICT)
     assert [answer.num_visual_tokens for answer in simulated] == auto.num_visual_tokens.tolist()
 
 

@@ -35,7 +35,7 @@ from mqt_llava.evaluation.auto_budget.calibration import (
     sweep_thresholds,
 )
 from mqt_llava.evaluation.auto_budget.costs import CostCounter, prompt_shapes
-from mqt_llava.evaluation.auto_budget.questions import QuestionItem, llava_json_items, shapes_vqa_items
+from mqt_llava.evaluation.auto_budget.questions import llava_json_items, shapes_vqa_items
 from mqt_llava.evaluation.auto_budget.report import comparison_table, escalation_table, estimate_7b, fixed_curve_accuracy, plot
 from mqt_llava.evaluation.cost.options import int_list
 from mqt_llava.modeling_mqt_llava.adaptive_budget import (
@@ -132,8 +132,10 @@ def _calibrate(args, model, processor, schedule_spec: str, schedule: tuple[int, 
     return chosen, document
 
 
-def _measure(args, model, processor, schedule_spec, schedule, rule, counter, chosen) -> dict[str, Any]:
-    """Fixed budgets and real "auto" runs on the test split, side by side; the 7B estimate at the chosen threshold."""
+def _measure(args, model, processor, schedule_spec, schedule, rule, counter, chosen) -> tuple[dict[str, Any], tuple]:
+    """Fixed budgets and real "auto" runs on the test split, side by side; the 7B estimate at the chosen threshold.
+
+    Returns the report document and the (fixed, auto, chosen) operating points it was made from."""
     items = shapes_vqa_items("test", args.test_scenes, args.test_seed)
     shapes = prompt_shapes(processor, items)
     num_queries = model.config.num_queries
@@ -153,7 +155,7 @@ def _measure(args, model, processor, schedule_spec, schedule, rule, counter, cho
             shares = [sum(a.attempts == step + 1 for a in answers) / len(answers) for step in range(len(schedule))]
     picked = next(point for point in auto if point.threshold == chosen.threshold)
     full = max(fixed, key=lambda point: point.total_flops)
-    return {
+    report = {
         "test": f"Shapes-VQA test split (seed {args.test_seed}, {args.test_scenes} scenes, {len(items)} questions)",
         "schedule": schedule_spec,
         "budgets": list(schedule),
@@ -171,13 +173,12 @@ def _measure(args, model, processor, schedule_spec, schedule, rule, counter, cho
             "comparison": comparison_table(fixed, auto),
             "escalation": escalation_table(picked, schedule),
         },
-        "_points": (fixed, auto, picked),
     }
+    return report, (fixed, auto, picked)
 
 
 def _write_report(args, model, processor, schedule_spec, schedule, rule, counter, chosen) -> None:
-    report = _measure(args, model, processor, schedule_spec, schedule, rule, counter, chosen)
-    fixed, auto, picked = report.pop("_points")
+    report, (fixed, auto, picked) = _measure(args, model, processor, schedule_spec, schedule, rule, counter, chosen)
     plot(fixed, auto, picked, args.out / "auto_budget.png")
     (args.out / "auto_budget.json").write_text(json.dumps(report, indent=1))
     estimate = report["paper_7b"]

@@ -11,7 +11,7 @@ causal flag), which slightly overcounts the automatic budget's cost.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -59,43 +59,38 @@ class CostCounter:
     def _embeds(self, length: int) -> torch.Tensor:
         return torch.zeros(1, length, self.hidden_size, dtype=self.dtype)
 
-    def _remember(self, key: tuple, count) -> int:
+    def _remember(self, key: tuple, call: Callable[[], object]) -> int:
+        """FLOPs of `call()` (all modules), counted the first time `key` is asked for."""
         if key not in self._memo:
-            self._memo[key] = count()
+            self._memo[key] = count_flops(call)[1]["Global"]
         return self._memo[key]
 
     def image(self, m: int) -> int:
         """Vision tower + query transformer for one image at budget m."""
         size = self.model.config.vision_config.image_size
-
-        def count() -> int:
-            pixels = torch.zeros(1, 3, size, size, dtype=self.dtype)
-            return count_flops(lambda: self.model.model.get_image_features(pixels, m))[1]["Global"]
-
-        return self._remember(("image", m), count)
+        pixels = torch.zeros(1, 3, size, size, dtype=self.dtype)
+        return self._remember(("image", m), lambda: self.model.model.get_image_features(pixels, m))
 
     def prefill(self, shape: PromptShape, m: int) -> int:
         """Language-model prefill of the whole prompt at budget m (LM head on the last position)."""
         length = shape.prefix + m + shape.suffix
-        call = lambda: self.model(inputs_embeds=self._embeds(length), use_cache=True, logits_to_keep=1)  # noqa: E731
-        return self._remember(("prefill", length), lambda: count_flops(call)[1]["Global"])
+        embeds = self._embeds(length)
+        return self._remember(("prefill", length), lambda: self.model(inputs_embeds=embeds, use_cache=True, logits_to_keep=1))
 
     def prefix(self, shape: PromptShape) -> int:
         """The language model over the prefix alone (what the automatic budget computes once)."""
-        call = lambda: self.model.model.language_model(inputs_embeds=self._embeds(shape.prefix), use_cache=True)  # noqa: E731
-        return self._remember(("prefix", shape.prefix), lambda: count_flops(call)[1]["Global"])
+        embeds = self._embeds(shape.prefix)
+        return self._remember(("prefix", shape.prefix), lambda: self.model.model.language_model(inputs_embeds=embeds, use_cache=True))
 
     def continuation(self, shape: PromptShape, m: int) -> int:
         """The image run and the suffix at budget m on top of the prefix's cache (LM head on the last position)."""
-
-        def count() -> int:
+        key = ("continuation", shape.prefix, shape.suffix, m)
+        if key not in self._memo:
             with torch.no_grad():
                 cached = self.model.model.language_model(inputs_embeds=self._embeds(shape.prefix), use_cache=True)
             rest = self._embeds(m + shape.suffix)
-            call = lambda: self.model(inputs_embeds=rest, **next_step_inputs(cached), use_cache=True, logits_to_keep=1)  # noqa: E731
-            return count_flops(call)[1]["Global"]
-
-        return self._remember(("continuation", shape.prefix, shape.suffix, m), count)
+            self._remember(key, lambda: self.model(inputs_embeds=rest, **next_step_inputs(cached), use_cache=True, logits_to_keep=1))
+        return self._memo[key]
 
     def fixed(self, shape: PromptShape, m: int) -> dict[str, int]:
         """`{"language_model": ..., "total": ...}` for one question answered at budget m."""
