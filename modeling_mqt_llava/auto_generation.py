@@ -101,11 +101,12 @@ def generate_with_auto_budget(
     """Answers each prompt at the first budget of `settings.schedule` whose answer is confident enough (the last
     budget answers whatever is left).
 
-    input_ids, attention_mask (B, L) with one image-token run per image; pixel_values (n_images, 3, H, W). The images
-    are encoded once at the largest budget; each attempt feeds the language model the first m visual tokens per
-    image (the nesting property) on the columns from the first image on, after the cached text before it.
-    `base_generate` is `GenerationMixin.generate` bound to `model`; `generation_config` is the caller's (or None). Returns the sequences (B, L + T), or a
-    `MqtLlavaAutoBudgetOutput` when `return_dict_in_generate`.
+    input_ids, attention_mask (B, L) with one image-token run per image; pixel_values (n_images, 3, H, W). The vision
+    tower encodes each image once; each escalation computes only the query-transformer tokens its larger budget
+    adds (queries never attend to each other), so every token is computed once. Each attempt feeds the language
+    model the first m visual tokens per image on the columns from the first image on, after the cached text before
+    it. `base_generate` is `GenerationMixin.generate` bound to `model`; `generation_config` is the caller's (or None).
+    Returns the sequences (B, L + T), or a `MqtLlavaAutoBudgetOutput` when `return_dict_in_generate`.
     """
     if pixel_values is None or input_ids is None:
         raise ValueError('num_visual_tokens="auto" needs input_ids and pixel_values: it chooses a budget per image')
@@ -122,7 +123,9 @@ def generate_with_auto_budget(
         raise ValueError(
             f"The input ids hold {image_rows.numel()} runs of image tokens but {pixel_values.shape[0]} images were given"
         )
-    visual = model.model.get_image_features(pixel_values, settings.schedule[-1])  # (n_images, m_max, H)
+    # the vision tower runs once; each escalation only adds the query-transformer tokens its larger budget needs
+    features = model.model.get_vision_features(pixel_values.to(model.model.vision_tower.dtype))  # (n_images, N, D)
+    visual: torch.Tensor | None = None  # (n_images, m_max, H) once the first tokens exist
     embed = model.get_input_embeddings()
     stop_ids = _token_ids(kwargs.get("eos_token_id", saved.eos_token_id))
     pad_id = kwargs.get("pad_token_id", saved.pad_token_id)
@@ -135,12 +138,19 @@ def generate_with_auto_budget(
     confidence = torch.zeros(batch)
     attempts = torch.zeros(batch, dtype=torch.long)
     pending = torch.arange(batch)
+    computed = 0  # tokens computed so far for every image of a pending prompt
     for step, m in enumerate(settings.schedule):
+        images = torch.isin(image_rows, pending.to(image_rows.device))  # (n_images,): images of pending prompts
+        new, _ = model.model.query_transformer(features[images], m, first_query=computed)  # (n, m - computed, H)
+        if visual is None:
+            visual = new.new_zeros((features.shape[0], settings.schedule[-1], new.shape[-1]))
+        visual[images, computed:m] = new
+        computed = m
         layout_ids, layout_mask = model.resize_image_runs(input_ids, attention_mask, m)  # (B, L_m): whole batch
         first_image = int((layout_ids == config.image_token_id).float().argmax(dim=1).min())
         rows = pending.to(layout_ids.device)
         ids, mask = layout_ids[rows], layout_mask[rows]
-        tokens = visual[torch.isin(image_rows, rows.to(image_rows.device)), :m]  # (n_pending_images, m, H)
+        tokens = visual[images, :m]  # (n_pending_images, m, H)
         embeds = embed(ids)
         image_mask = (ids == config.image_token_id).unsqueeze(-1)
         embeds = embeds.masked_scatter(image_mask, tokens.reshape(-1, tokens.shape[-1]).to(embeds.dtype))

@@ -185,18 +185,28 @@ class MatryoshkaQueryTransformer(nn.Module):
         return resize_position_table(self.query_position, num_positions)
 
     def forward(
-        self, vision_features: torch.Tensor, num_visual_tokens: int, output_attentions: bool = False
+        self,
+        vision_features: torch.Tensor,
+        num_visual_tokens: int,
+        output_attentions: bool = False,
+        first_query: int = 0,
     ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...] | None]:
-        """vision_features (B, N, D) -> visual tokens (B, m, text_hidden), and per-layer weights (B, h, m, N) if asked."""
+        """vision_features (B, N, D) -> visual tokens (B, m, text_hidden), and per-layer weights (B, h, m, N) if asked.
+
+        With `first_query` = f > 0 only the tokens of queries f..m-1 are computed, (B, m - f, text_hidden): queries never
+        attend to each other, so they equal those rows of the full output (how `"auto"` adds tokens when it escalates).
+        """
         m = num_visual_tokens
+        if not 0 <= first_query < m:
+            raise ValueError(f"first_query must be in 0..{m - 1} (num_visual_tokens - 1), got {first_query}")
         vision_features = vision_features.to(self.query.dtype)  # the tower may run in another dtype (e.g. 4-bit setups)
-        query_position = self.query_position[:m].to(vision_features.dtype)  # (m, D)
+        query_position = self.query_position[first_query:m].to(vision_features.dtype)  # (m - f, D)
         key_position = self.key_position(vision_features.shape[1]).to(vision_features.dtype)  # (N, D)
         if self.key_source == "position":
             keys = key_position.unsqueeze(0)  # (1, N, D): the same keys for every image
         else:
             keys = vision_features + key_position  # (B, N, D)
-        hidden_states = self.query[:m].unsqueeze(0).to(vision_features.dtype)  # (1, m, D)
+        hidden_states = self.query[first_query:m].unsqueeze(0).to(vision_features.dtype)  # (1, m - f, D)
         all_weights = []
         for layer in self.layers:
             hidden_states, weights = layer(hidden_states, query_position, keys, vision_features, output_attentions)

@@ -73,27 +73,29 @@ def test_escalates_where_the_smallest_budget_is_unsure_and_wrong(demo):
     assert rescued, "no counting question wrong at the smallest budget was escalated and answered right"
 
 
-def test_images_are_encoded_once_and_the_text_before_them_is_prefilled_once(demo, mixed_items):
-    """Protects the cost of "auto": the vision tower and the query transformer run once per batch however many
-    budgets are tried, and the language model computes the text before the image once (later attempts start from
+def test_every_visual_token_and_the_text_before_the_image_are_computed_once(demo, mixed_items):
+    """Protects the cost of "auto": the vision tower runs once per batch however many budgets are tried, the query
+    transformer computes each image's tokens once (an escalation adds only the queries of its larger budget, for the
+    images still open), and the language model computes the text before the image once (later attempts start from
     its KV cache)."""
     model, processor = demo
-    calls = {"vision": 0, "query": 0, "uncached": 0}
+    calls = {"vision": 0, "uncached": 0}
+    query_calls = []  # (images, first query, last query + 1) of every query-transformer call
 
-    def count(name):
-        def hook(module, args, kwargs):
-            calls[name] += 1
-
-        return hook
+    def count_vision(module, args, kwargs):
+        calls["vision"] += 1
 
     def language_model_call(module, args, kwargs):
         cache = kwargs.get("cache", kwargs.get("past_key_values"))
         calls["uncached"] += cache is None or cache.get_seq_length() == 0
 
+    def query_call(module, args, kwargs):
+        query_calls.append((args[0].shape[0], kwargs.get("first_query", 0), args[1]))
+
     hooks = [
-        model.model.vision_tower.register_forward_pre_hook(count("vision"), with_kwargs=True),
-        model.model.query_transformer.register_forward_pre_hook(count("query"), with_kwargs=True),
+        model.model.vision_tower.register_forward_pre_hook(count_vision, with_kwargs=True),
         model.model.language_model.register_forward_pre_hook(language_model_call, with_kwargs=True),
+        model.model.query_transformer.register_forward_pre_hook(query_call, with_kwargs=True),
     ]
     try:
         inputs = prompt_inputs(processor, mixed_items, "cpu")
@@ -103,8 +105,13 @@ def test_images_are_encoded_once_and_the_text_before_them_is_prefilled_once(demo
     finally:
         for hook in hooks:
             hook.remove()
-    assert int(output.attempts.max()) >= 2, "the batch should need several budgets for this test to mean anything"
-    assert calls == {"vision": 1, "query": 1, "uncached": 1}
+    attempts = output.attempts.tolist()
+    assert max(attempts) >= 2, "the batch should need several budgets for this test to mean anything"
+    assert calls == {"vision": 1, "uncached": 1}
+    schedule = parse_schedule(DEFAULT_SCHEDULE, model.config.num_queries)
+    expected = [(sum(a > step for a in attempts), ([0, *schedule])[step], schedule[step]) for step in range(max(attempts))]
+    assert query_calls == expected  # step s: only the prompts still open, only the queries its budget adds
+    assert sum(n * (last - first) for n, first, last in query_calls) == int(output.num_visual_tokens.sum())
 
 
 def test_auto_answers_equal_fixed_generation_at_the_chosen_budget(demo, mixed_items):
@@ -229,3 +236,16 @@ def test_calibration_stores_a_threshold_that_meets_its_target(tmp_path):
     stored = GenerationConfig.from_pretrained(folder)
     assert stored.auto_confidence_threshold == pytest.approx(chosen["threshold"])
     assert stored.auto_budget_schedule == DEFAULT_SCHEDULE
+
+
+def test_query_transformer_computes_a_range_of_queries_alone():
+    """Protects incremental escalation: the tokens of queries f..m-1 computed alone equal those rows of the full
+    output (queries never attend to each other), and a range outside 0..m-1 is refused."""
+    model, _ = build_tiny_model(seed=6)
+    features = torch.randn(2, 16, model.config.vision_config.hidden_size)
+    with torch.no_grad():
+        full, _ = model.model.query_transformer(features, 12)
+        tail, _ = model.model.query_transformer(features, 12, first_query=5)
+    torch.testing.assert_close(tail, full[:, 5:])
+    with pytest.raises(ValueError, match="first_query must be in 0..11"):
+        model.model.query_transformer(features, 12, first_query=12)

@@ -83,7 +83,7 @@ def auto_costs(
     counter: CostCounter, shapes: Sequence[PromptShape], answers: Sequence[Answer], schedule: Sequence[int]
 ) -> list[dict[str, int]]:
     """The cost of each automatic answer: the budgets it tried are the first `attempts` of the schedule."""
-    return [counter.auto(shape, schedule[: answer.attempts], schedule[-1]) for shape, answer in zip(shapes, answers)]
+    return [counter.auto(shape, schedule[: answer.attempts]) for shape, answer in zip(shapes, answers)]
 
 
 def sweep_thresholds(

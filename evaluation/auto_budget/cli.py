@@ -148,7 +148,7 @@ def _measure(args, model, processor, schedule_spec, schedule, rule, counter, cho
     for threshold in sorted({*args.thresholds, chosen.threshold}):
         settings = {"auto_budget_schedule": schedule_spec, "auto_confidence_rule": rule, "auto_confidence_threshold": threshold}
         answers = answer_auto(model, processor, items, settings, args.batch_size, args.max_new_tokens)
-        costs = [counter.auto(s, schedule[: a.attempts], schedule[-1]) for s, a in zip(shapes, answers, strict=True)]
+        costs = [counter.auto(s, schedule[: a.attempts]) for s, a in zip(shapes, answers, strict=True)]
         auto.append(operating_point(f"auto @ {threshold:.4g}", items, answers, costs, threshold))
         logger.info("auto @ %.4g: accuracy %.1f%%", threshold, 100 * auto[-1].accuracy)
         if threshold == chosen.threshold:

@@ -2,8 +2,8 @@
 
 A question's prompt is `prefix` text tokens, the image's m visual tokens, then `suffix` text tokens. At a fixed m
 the language model prefills all of it. With `num_visual_tokens="auto"` it prefills the prefix once (its KV cache is
-reused) and, for every budget tried, the image run and the suffix on top of that cache; the vision tower and the
-query transformer run once, at the schedule's largest budget.
+reused) and, for every budget tried, the image run and the suffix on top of that cache; the vision tower runs once
+and the query transformer computes each token once, up to the last budget tried.
 
 With a cache, the suffix's attention is charged for every cached key (the kernel gets an explicit mask, not the
 causal flag), which slightly overcounts the automatic budget's cost.
@@ -97,14 +97,15 @@ class CostCounter:
         language_model = self.prefill(shape, m)
         return {"language_model": language_model, "total": self.image(m) + language_model}
 
-    def auto(self, shape: PromptShape, tried: Sequence[int], largest: int) -> dict[str, int]:
-        """The same for one question answered automatically after trying the budgets `tried` (images encoded at
-        `largest`, the schedule's last budget)."""
+    def auto(self, shape: PromptShape, tried: Sequence[int]) -> dict[str, int]:
+        """The same for one question answered automatically after trying the budgets `tried`: the vision tower once,
+        the query transformer's tokens up to the last budget tried (each computed once), the prefix once and one
+        continuation per budget tried."""
         if shape.prefix == 0:
             language_model = sum(self.prefill(shape, m) for m in tried)
         else:
             language_model = self.prefix(shape) + sum(self.continuation(shape, m) for m in tried)
-        return {"language_model": language_model, "total": self.image(largest) + language_model}
+        return {"language_model": language_model, "total": self.image(tried[-1]) + language_model}
 
 
 __all__ = ["CostCounter", "PromptShape", "prompt_shapes"]

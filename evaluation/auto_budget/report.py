@@ -42,7 +42,7 @@ def estimate_7b(schedule_spec: str, shares: Sequence[float]) -> dict[str, Any]:
 
     def count(model: MqtLlavaForConditionalGeneration) -> dict[str, Any]:
         counter = CostCounter(model)
-        steps = [counter.auto(PAPER_PROMPT, schedule[: s + 1], schedule[-1]) for s in range(len(schedule))]
+        steps = [counter.auto(PAPER_PROMPT, schedule[: s + 1]) for s in range(len(schedule))]
         expected = {key: sum(share * step[key] for share, step in zip(shares, steps)) for key in ("language_model", "total")}
         fixed = {m: counter.fixed(PAPER_PROMPT, m) for m in sorted({*schedule, *PAPER_TFLOPS})}
         return {"expected": expected, "fixed": fixed}
