@@ -58,7 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--lora", action="store_true", help="fine-tune the model on a new domain (spatial questions) "
                         "with a LoRA adapter and report both domains before and after (docs/lora.md)")  # fmt: skip
     parser.add_argument("--qlora", action="store_true", help="with --lora: train through the qlora recipe (4-bit)")
-    parser.add_argument("--lora-steps", type=int, default=None, help="with --lora: adapter training steps (default 300)")
+    parser.add_argument("--lora-steps", type=int, default=None, help="with --lora: adapter training steps (default 600)")
 
 
 def machine_description() -> str:

@@ -42,11 +42,11 @@ class LoraSettings:
     """
 
     recipe: str = "lora"
-    max_steps: int = 300
+    max_steps: int = 600
     batch_size: int = 16
     learning_rate: float = 2e-3
-    lora_r: int = 16
-    lora_alpha: int = 32
+    lora_r: int = 64
+    lora_alpha: int = 128
     num_train_scenes: int = 3000
     replay_fraction: float = 0.33
     seed: int = 0

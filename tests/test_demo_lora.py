@@ -19,7 +19,7 @@ from mqt_llava.demo.cli import SHIPPED_MODEL, _check_args, add_arguments
 from mqt_llava.demo.new_domain import NEW_DOMAIN_NAME
 from mqt_llava.demo.sweep import normalise_answer
 from mqt_llava.demo.targets import retention_misses
-from mqt_llava.evaluation.shapes_vqa import FAMILIES
+from mqt_llava.evaluation.shapes_vqa import FAMILIES, SPATIAL_FAMILIES
 
 pytestmark = pytest.mark.skipif(not (SHIPPED_MODEL / "config.json").is_file(), reason="the shipped model is not built")
 
@@ -46,6 +46,7 @@ def test_adapter_improves_the_new_domain_and_writes_the_report(lora_run):
     results = json.loads((lora_run / "results.json").read_text())
     m_values = results["m_values"]
     assert m_values == sorted({1, 2, 4, 8, 16, 32, results["num_queries"]})
+    assert results["families"] == {"new": list(SPATIAL_FAMILIES), "old": list(FAMILIES)}
     for domain in ("new", "old"):
         for phase in ("before", "after"):
             curve = results["accuracy"][domain][phase]
