@@ -74,7 +74,6 @@ def test_adapter_and_merged_folder_reload_with_the_same_answers(lora_run, tmp_pa
     results = json.loads((lora_run / "results.json").read_text())
     reload = results["reload"]
     assert reload["peft_matches"] == reload["merged_matches"] == reload["num_answers"] > 0
-    spec = json.loads((lora_run / "check" / "spec.json").read_text())
     result = run_isolated(
         f"""
         import json
