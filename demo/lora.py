@@ -30,12 +30,11 @@ from typing import Any
 from transformers import Pipeline, pipeline
 
 from mqt_llava.evaluation.shapes_vqa import DEFAULT_TEST_SCENES, FAMILIES, SceneRecord
-from mqt_llava.model_cards import render_model_card
-from mqt_llava.model_cards.adapter_card import adapter_usage, render_adapter_card
 from mqt_llava.training.merge import merge_adapter
 
 from .card import recorded_results
 from .cli import EXAMPLE_BUDGETS, SHIPPED_MODEL, export_folder, machine_description
+from .lora_card import write_cards
 from .lora_report import format_report, plot_curves, write_results
 from .lora_train import LoraOutcome, LoraSettings, train_adapter
 from .new_domain import (
@@ -50,7 +49,7 @@ from .new_domain import (
     export_training_data,
     held_out_splits,
 )
-from .sweep import accuracy_by_family, answer_questions, load_pipeline
+from .sweep import accuracy_by_family, answer_questions, load_pipeline, normalise_answer
 from .targets import curve_misses, retention_misses
 
 logger = logging.getLogger(__name__)
@@ -101,8 +100,6 @@ def reload_check(
     """Reloads the adapter (PeftModel on a trust_remote_code base) and the merged folder (pipeline) in a fresh
     interpreter, answers the first (up to) two batches of `records`' questions at m in EXAMPLE_BUDGETS + M, and
     counts how many answers equal `answers` (the adapted model's, as trained)."""
-    from .sweep import normalise_answer
-
     check_dir.mkdir(parents=True, exist_ok=True)
     items = [(record, question) for record in records for question in record.questions][: 2 * batch_size]
     for record in {record.scene_id: record for record, _ in items}.values():
@@ -145,65 +142,6 @@ def reload_check(
 
 def _folder_bytes(folder: Path, pattern: str) -> int:
     return sum(path.stat().st_size for path in folder.glob(pattern))
-
-
-def _card_rows(results: dict[str, Any]) -> list[dict[str, str]]:
-    accuracy = results["accuracy"]
-    return [
-        {
-            "m": str(m),
-            "new domain before": f"{100 * accuracy['new']['before'][str(m)]['average']:.1f}",
-            "new domain after": f"{100 * accuracy['new']['after'][str(m)]['average']:.1f}",
-            "old domain before": f"{100 * accuracy['old']['before'][str(m)]['average']:.1f}",
-            "old domain after": f"{100 * accuracy['old']['after'][str(m)]['average']:.1f}",
-        }
-        for m in results["m_values"]
-    ]
-
-
-def write_cards(results: dict[str, Any], base_name: str, adapter_dir: Path, merged_dir: Path) -> None:
-    """The adapter's card (PEFT metadata naming the base) and the merged folder's card, both naming the domain."""
-    method = "QLoRA" if results["recipe"] == "qlora" else "LoRA"
-    caption = (
-        f"Average accuracy (%) over the five question families at m visual tokens: new domain on its "
-        f"`{results['splits']['new']['split']}` split, old domain on the base model's card split."
-    )
-    training = {
-        "command": results["command"],
-        "recipe": f"training/recipes/{results['recipe']}.yaml, {results['settings']['max_steps']} steps of "
-        f"{results['settings']['batch_size']}, m drawn per batch as in the paper (uniform over even m)",
-        "wall time": f"{results['training']['seconds'] / 60:.1f} minutes (training only)",
-        "peak memory": f"{results['training']['peak_memory_mb']:.0f} MiB",
-        "machine": results["training"]["machine"],
-    }
-    usage = adapter_usage(base_name, "ORG/NAME", [results["num_queries"], 16, 4], "What color is the background?",
-                          quantized=method == "QLoRA")  # fmt: skip
-    render_adapter_card(
-        title=f"{Path(base_name).name}: {method} adapter for {NEW_DOMAIN_NAME}",
-        description=f"A {method} adapter that teaches `{base_name}` a new domain. It was trained by "
-        f"`mqt-llava demo --lora{' --qlora' if method == 'QLoRA' else ''}` on CPU.",
-        base_model=base_name,
-        domain=NEW_DOMAIN_DESCRIPTION + ".",
-        num_queries=results["num_queries"],
-        method=method,
-        usage=usage,
-        tags=["shapes-vqa", "tiny", "demo"],
-        results=_card_rows(results),
-        results_caption=caption,
-        training=training,
-    ).save(adapter_dir / "README.md")
-    render_model_card(
-        title=f"{Path(base_name).name} + {method} adapter for {NEW_DOMAIN_NAME} (merged)",
-        description=f"`{base_name}` with its {method} adapter for a new domain merged in ({NEW_DOMAIN_DESCRIPTION}). "
-        "A self-contained folder: it loads without PEFT.",
-        num_queries=results["num_queries"],
-        base_models=[base_name],
-        tags=["shapes-vqa", "tiny", "demo", method.lower()],
-        usage_budgets=[results["num_queries"], 16, 4, 1],
-        results=_card_rows(results),
-        results_caption=caption,
-        training=training,
-    ).save(merged_dir / "README.md")
 
 
 def _split_info(name: str, seed: int, records: Sequence[SceneRecord], families: Sequence[str]) -> dict[str, Any]:
@@ -294,4 +232,4 @@ def run_lora(args: argparse.Namespace) -> int:
     return 0
 
 
-__all__ = ["adapted_pipeline", "lora_settings", "reload_check", "run_lora", "sweep_answers", "write_cards"]
+__all__ = ["adapted_pipeline", "lora_settings", "reload_check", "run_lora", "sweep_answers"]
