@@ -9,6 +9,9 @@ answers every question at m in {1, 2, 4, 8, 16, 32, M}, prints the accuracy/FLOP
 `--train` first reproduces the model from scratch (`train_pipeline`), exports it as a Hub folder with
 its model card to `OUT/mqt-llava-tiny`, then evaluates it the same way; `--baselines` adds models trained with a
 fixed m (M/16, M/4 and M) on the same number of samples.
+
+`--lora [--qlora]` fine-tunes the model on a new domain with an adapter instead (`lora`) and reports both domains
+before and after.
 """
 
 from __future__ import annotations
@@ -49,8 +52,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "or the one the model's card records)")  # fmt: skip
     parser.add_argument("--test-scenes", type=int, default=None,
                         help=f"test scenes (about 4.4 questions each; default: {DEFAULT_TEST_SCENES} or the card's)")  # fmt: skip
-    parser.add_argument("--train-scenes", type=int, default=None, help="with --train: training scenes (default 10000)")
+    parser.add_argument("--train-scenes", type=int, default=None, help="with --train: training scenes (default "
+                        "10000); with --lora: new-domain training scenes (default 3000)")  # fmt: skip
     parser.add_argument("--batch-size", type=int, default=32, help="questions per pipeline batch")
+    parser.add_argument("--lora", action="store_true", help="fine-tune the model on a new domain (spatial questions) "
+                        "with a LoRA adapter and report both domains before and after (docs/lora.md)")  # fmt: skip
+    parser.add_argument("--qlora", action="store_true", help="with --lora: train through the qlora recipe (4-bit)")
+    parser.add_argument("--lora-steps", type=int, default=None, help="with --lora: adapter training steps (default 600)")
 
 
 def machine_description() -> str:
@@ -69,11 +77,17 @@ def machine_description() -> str:
 
 
 def _check_args(args: argparse.Namespace) -> None:
-    if not args.train and (args.minutes is not None or args.baselines or args.train_scenes is not None):
-        raise ValueError("--minutes, --baselines and --train-scenes only apply with --train")
+    if not args.train and (args.minutes is not None or args.baselines):
+        raise ValueError("--minutes and --baselines only apply with --train")
+    if not (args.train or args.lora) and args.train_scenes is not None:
+        raise ValueError("--train-scenes only applies with --train or --lora")
+    if not args.lora and (args.qlora or args.lora_steps is not None):
+        raise ValueError("--qlora and --lora-steps only apply with --lora")
+    if args.lora and args.train:
+        raise ValueError("--lora fine-tunes an existing model (--model, default the shipped one); drop --train")
     if args.train and args.model is not None:
         raise ValueError("--model picks a folder to evaluate; with --train the freshly trained model is evaluated")
-    for name in ("test_scenes", "train_scenes", "batch_size"):
+    for name in ("test_scenes", "train_scenes", "batch_size", "lora_steps"):
         value = getattr(args, name)
         if value is not None and value < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
@@ -212,6 +226,10 @@ def run(args: argparse.Namespace) -> int:
     _check_args(args)
     if "OMP_NUM_THREADS" not in os.environ:
         torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+    if args.lora:
+        from .lora import run_lora
+
+        return run_lora(args)
     started = time.perf_counter()
     out: Path = args.out
     out.mkdir(parents=True, exist_ok=True)

@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 from transformers import Pipeline, pipeline
 
 from mqt_llava.evaluation.cost.flop_counting import count_parts
-from mqt_llava.evaluation.shapes_vqa import FAMILIES, SceneRecord
+from mqt_llava.evaluation.shapes_vqa import ALL_FAMILIES, SceneRecord
 
 from .report import average
 
@@ -70,12 +70,13 @@ def answer_questions(
 
 
 def accuracy_by_family(answers: Sequence[tuple[str, str, str]]) -> dict[str, float]:
-    """Fraction right per family, plus "average" (families weigh the same)."""
+    """Fraction right per family present (standard families first, then spatial ones), plus "average" (families
+    weigh the same)."""
     hits, totals = defaultdict(int), defaultdict(int)
     for family, gold, predicted in answers:
         totals[family] += 1
         hits[family] += int(gold == predicted)
-    families = [family for family in FAMILIES if totals[family]]
+    families = [family for family in ALL_FAMILIES if totals[family]]
     accuracy = {family: hits[family] / totals[family] for family in families}
     accuracy["average"] = average(accuracy, families)
     return accuracy

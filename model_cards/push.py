@@ -1,7 +1,8 @@
 """`mqt-llava push DIR --repo-id ORG/NAME [--dry-run]`: upload a model folder to the Hugging Face Hub.
 
-Before anything is uploaded the command checks the folder (a config, safetensors weights, a model card), finds a token
-and asks the Hub who it belongs to; any failure there stops it with a message saying that nothing was uploaded.
+Before anything is uploaded the command checks the folder (a model config or a PEFT adapter config, safetensors
+weights, a model card), finds a token and asks the Hub who it belongs to; any failure there stops it with a message
+saying that nothing was uploaded.
 `--dry-run` lists the files that would be uploaded and contacts nobody.
 """
 
@@ -39,14 +40,15 @@ def files_to_upload(folder: Path) -> list[Path]:
 
 
 def check_folder(folder: Path) -> list[Path]:
-    """Checks that `folder` is a model folder fit for the Hub and returns its files; raises `PushError` if not."""
+    """Checks that `folder` is a model or PEFT adapter folder fit for the Hub and returns its files; raises
+    `PushError` if not."""
     if not folder.is_dir():
         raise PushError(f"{folder} is not a folder; nothing was uploaded")
     files = files_to_upload(folder)
     names = {file.as_posix() for file in files}
     problems = []
-    if "config.json" not in names:
-        problems.append("no config.json")
+    if "config.json" not in names and "adapter_config.json" not in names:
+        problems.append("no config.json (model) or adapter_config.json (PEFT adapter)")
     if not any(name.endswith(".safetensors") for name in names):
         problems.append("no .safetensors weights")
     pickled = sorted(name for name in names if name.endswith(PICKLE_SUFFIXES))

@@ -17,35 +17,8 @@ from conftest import REPO_ROOT, run_isolated
 from test_demo_setup import attention_maps, check_coarse_to_fine
 from mqt_llava.demo.card import RESULTS_KEY
 from mqt_llava.demo.cli import SHIPPED_MODEL
+from mqt_llava.demo.targets import curve_misses
 from mqt_llava.evaluation.shapes_vqa import FAMILIES
-
-# The demo model's bar: per-family floors at m = M, and a graceful curve below it.
-FLOORS_AT_M = {"background": 0.95, "color": 0.85, "exists": 0.85, "count": 0.70, "position": 0.85}
-
-
-def curve_misses(accuracy: dict[str, dict[str, float]], num_queries: int) -> list[str]:
-    """The targets an accuracy curve ({"m": {family: fraction, "average": mean}}) misses: the floors at M; average at
-    M/4 >= 0.90 x and at M/16 >= 0.72 x the average at M; average >= 0.87 at m = 16 and >= 0.70 at m = 4; background
-    >= 0.95 at every m >= 2; and the average never more than 2 points below its value at any smaller m."""
-    at = {int(m): row for m, row in accuracy.items()}
-    average = {m: row["average"] for m, row in at.items()}
-    top = average[num_queries]
-    misses = [f"{family} {at[num_queries][family]:.3f} < {floor} at M" for family, floor in FLOORS_AT_M.items()
-              if at[num_queries][family] < floor]  # fmt: skip
-    for m, ratio in ((num_queries // 4, 0.90), (num_queries // 16, 0.72)):
-        if average[m] < ratio * top:
-            misses.append(f"average {average[m]:.3f} at m = {m} < {ratio} x {top:.3f}")
-    for m, floor in ((16, 0.87), (4, 0.70)):
-        if average[m] < floor:
-            misses.append(f"average {average[m]:.3f} < {floor} at m = {m}")
-    misses += [f"background {row['background']:.3f} < 0.95 at m = {m}" for m, row in at.items() if m >= 2 and row["background"] < 0.95]
-    best = 0.0
-    for m in sorted(average):
-        if average[m] < best - 0.02:
-            misses.append(f"average falls to {average[m]:.3f} at m = {m} from {best:.3f} at a smaller m")
-        best = max(best, average[m])
-    return misses
-
 
 def _demo(args: list[str], timeout: int = 600) -> subprocess.CompletedProcess:
     """Runs the real console entry point in a subprocess, as a user would."""

@@ -136,7 +136,11 @@ def build_trainer(
 
     quantization_config = build_quantization_config(model_args)
     model = load_model(model_args, quantization_config)
-    processor = MqtLlavaProcessor.from_pretrained(model_args.model_name_or_path, revision=model_args.model_revision)
+    # This package's own processor class reads the folder, so the folder's code is never needed: saying so keeps
+    # transformers from stopping to ask whether to run it while it looks up the tokenizer.
+    processor = MqtLlavaProcessor.from_pretrained(
+        model_args.model_name_or_path, revision=model_args.model_revision, trust_remote_code=False
+    )
 
     lora_config = build_lora_config(model_args, model)
     if lora_config is None:

@@ -2,6 +2,7 @@
 
 from .export import DEFAULT_TEST_SCENES, SceneRecord, SplitFiles, build_split, export_split
 from .questions import (
+    ALL_FAMILIES,
     CAPTION_PROMPT,
     FAMILIES,
     Question,
@@ -11,6 +12,7 @@ from .questions import (
     question_text,
     sample_question,
 )
+from .spatial_questions import SPATIAL_FAMILIES
 from .scenes import (
     BACKGROUNDS,
     COLORS,
@@ -27,6 +29,7 @@ from .scenes import (
 )
 
 __all__ = [
+    "ALL_FAMILIES",
     "BACKGROUNDS",
     "CAPTION_PROMPT",
     "COLORS",
@@ -36,6 +39,7 @@ __all__ = [
     "PATCH_COLORS",
     "PATCH_SHAPES",
     "SHAPES",
+    "SPATIAL_FAMILIES",
     "Question",
     "Scene",
     "SceneConfig",

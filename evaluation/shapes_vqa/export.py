@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import zlib
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image
 
 from .questions import (
+    ALL_FAMILIES,
     CAPTION_PROMPT,
     FAMILIES,
     Question,
@@ -71,10 +72,13 @@ def _split_rng(split: str, seed: int) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(split.encode())])
 
 
-def _check_questions_per_family(questions_per_family: Mapping[str, int]) -> None:
+def _check_families(families: Sequence[str], questions_per_family: Mapping[str, int]) -> None:
+    unknown = [family for family in families if family not in ALL_FAMILIES]
+    if unknown or not families:
+        raise ValueError(f"families must be a non-empty selection of {ALL_FAMILIES}, got {list(families)}")
     for family, count in questions_per_family.items():
-        if family not in FAMILIES:
-            raise ValueError(f"questions_per_family names unknown family {family!r}; expected some of {FAMILIES}")
+        if family not in families:
+            raise ValueError(f"questions_per_family names family {family!r}, which this split does not ask ({list(families)})")
         if isinstance(count, bool) or not isinstance(count, int) or count < 1:
             raise ValueError(f"questions_per_family[{family!r}] must be a positive integer, got {count!r}")
 
@@ -97,26 +101,27 @@ def build_split(
     seed: int,
     config: SceneConfig = DEFAULT_SCENE_CONFIG,
     questions_per_family: Mapping[str, int] | None = None,
+    families: Sequence[str] = FAMILIES,
 ) -> list[SceneRecord]:
-    """Draws `num_scenes` scenes with questions of every family each scene supports, in a fixed order for a seed.
+    """Draws `num_scenes` scenes with questions of every family in `families` each scene supports, in a fixed order
+    for a seed.
 
     `questions_per_family` asks up to that many different questions of a family per scene (default 1 of each; the
-    evaluation splits keep the default so that every family weighs the same). With the default, a split is the same
-    as one drawn before the option existed.
+    evaluation splits keep the default so that every family weighs the same). With the defaults, a split is the same
+    as one drawn before these options existed. `families` may name spatial families (`spatial_questions`).
     """
     if num_scenes < 1:
         raise ValueError(f"num_scenes must be positive, got {num_scenes}")
-    counts = dict.fromkeys(FAMILIES, 1)
-    if questions_per_family:
-        _check_questions_per_family(questions_per_family)
-        counts.update(questions_per_family)
+    _check_families(families, questions_per_family or {})
+    counts = dict.fromkeys(families, 1)
+    counts.update(questions_per_family or {})
     rng = _split_rng(split, seed)
     records = []
     for index in range(num_scenes):
         scene = sample_scene(rng, config)
         questions = tuple(
             question
-            for family in FAMILIES
+            for family in families
             if can_ask(scene, family)
             for question in _distinct_questions(scene, family, counts[family], rng)
         )
@@ -147,13 +152,14 @@ def export_split(
     seed: int,
     config: SceneConfig = DEFAULT_SCENE_CONFIG,
     questions_per_family: Mapping[str, int] | None = None,
+    families: Sequence[str] = FAMILIES,
 ) -> SplitFiles:
     """Writes a split (images + JSON files listed in the module docstring) and returns their paths.
 
-    `questions_per_family` is passed to `build_split`."""
+    `questions_per_family` and `families` are passed to `build_split`."""
     root = Path(out_dir)
     (root / "images").mkdir(parents=True, exist_ok=True)
-    records = build_split(split, num_scenes, seed, config, questions_per_family)
+    records = build_split(split, num_scenes, seed, config, questions_per_family, families)
     shuffle = _split_rng(f"{split}/turn-order", seed)
     scenes, captions, instruct, questions = [], [], [], []
     for record in records:

@@ -9,6 +9,8 @@ Families (each needs a different amount of visual detail):
 Every answer is one word. A scene asks one question of each family it supports (`can_ask`): the `color` and
 `position` families need a shape kind that occurs exactly once (most scenes have one). Both name the object by that
 shape alone, while `exists` names a colour AND a shape.
+The spatial families (`spatial_questions.SPATIAL_FAMILIES`) are answered by the same functions; splits ask the
+standard five unless told otherwise.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .scenes import COLORS, SHAPES, Scene, SceneObject
+from .spatial_questions import SPATIAL_FAMILIES, spatial_answer, spatial_can_ask, spatial_params, spatial_text
 
 FAMILIES: tuple[str, ...] = ("background", "color", "exists", "count", "position")
+ALL_FAMILIES: tuple[str, ...] = FAMILIES + SPATIAL_FAMILIES
 CAPTION_PROMPT = "Describe the image."
 
 
@@ -42,6 +46,8 @@ def _only_object(scene: Scene, family: str, shape: str) -> SceneObject:
 
 def answer_question(scene: Scene, family: str, params: dict) -> str:
     """The correct one-word answer of a question of `family` with `params` about `scene`."""
+    if family in SPATIAL_FAMILIES:
+        return spatial_answer(scene, family, params)
     if family == "background":
         return scene.background
     if family == "color":
@@ -56,11 +62,14 @@ def answer_question(scene: Scene, family: str, params: dict) -> str:
         if params["axis"] == "horizontal":
             return "left" if obj.col < half else "right"
         return "top" if obj.row < half else "bottom"
-    raise ValueError(f"unknown question family {family!r}; expected one of {FAMILIES}")
+    raise ValueError(f"unknown question family {family!r}; expected one of {ALL_FAMILIES}")
 
 
 def question_text(family: str, params: dict) -> str:
-    """The text of a question of `family` with `params` (keys among color, shape, axis)."""
+    """The text of a question of `family` with `params` (keys among color, shape, axis; spatial families also
+    quadrant and side)."""
+    if family in SPATIAL_FAMILIES:
+        return spatial_text(family, params)
     if family == "background":
         return "What color is the background?"
     if family == "color":
@@ -76,6 +85,8 @@ def question_text(family: str, params: dict) -> str:
 
 
 def _sample_params(scene: Scene, family: str, rng: np.random.Generator) -> dict:
+    if family in SPATIAL_FAMILIES:
+        return spatial_params(scene, family, rng)
     if family == "background":
         return {}
     if family in ("color", "position"):
@@ -96,7 +107,9 @@ def _sample_params(scene: Scene, family: str, rng: np.random.Generator) -> dict:
 
 def can_ask(scene: Scene, family: str) -> bool:
     """Whether `scene` supports a question of `family`: `color` and `position` need a shape kind that occurs
-    exactly once."""
+    exactly once (the spatial families: see `spatial_questions`)."""
+    if family in SPATIAL_FAMILIES:
+        return spatial_can_ask(scene, family)
     if family in ("color", "position"):
         return any(scene.count(shape) == 1 for shape in SHAPES)
     return family in FAMILIES
@@ -104,8 +117,8 @@ def can_ask(scene: Scene, family: str) -> bool:
 
 def sample_question(scene: Scene, family: str, rng: np.random.Generator) -> Question:
     """Draws one question of `family` about `scene`; raises `ValueError` if the scene cannot support it (`can_ask`)."""
-    if family not in FAMILIES:
-        raise ValueError(f"unknown question family {family!r}; expected one of {FAMILIES}")
+    if family not in ALL_FAMILIES:
+        raise ValueError(f"unknown question family {family!r}; expected one of {ALL_FAMILIES}")
     if not can_ask(scene, family):
         raise ValueError(f"this scene cannot support a {family!r} question: {scene}")
     params = _sample_params(scene, family, rng)
@@ -133,4 +146,4 @@ def dense_caption(scene: Scene) -> str:
     return " ".join(parts)
 
 
-__all__ = ["CAPTION_PROMPT", "FAMILIES", "Question", "answer_question", "can_ask", "dense_caption", "question_text", "sample_question"]
+__all__ = ["ALL_FAMILIES", "CAPTION_PROMPT", "FAMILIES", "Question", "answer_question", "can_ask", "dense_caption", "question_text", "sample_question"]
