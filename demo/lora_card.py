@@ -36,7 +36,8 @@ def write_cards(results: dict[str, Any], base_name: str, adapter_dir: Path, merg
     training = {
         "command": results["command"],
         "recipe": f"training/recipes/{results['recipe']}.yaml, {results['settings']['max_steps']} steps of "
-        f"{results['settings']['batch_size']}, m drawn per batch as in the paper (uniform over even m)",
+        f"{results['settings']['batch_size']}, m drawn per {results['settings']['draw_per']} from "
+        f"`{results['settings']['distribution']}`",
         "wall time": f"{results['training']['seconds'] / 60:.1f} minutes (training only)",
         "peak memory": f"{results['training']['peak_memory_mb']:.0f} MiB",
         "machine": results["training"]["machine"],

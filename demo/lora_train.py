@@ -3,8 +3,9 @@
 The run is `mqt-llava train lora|qlora` with demo-sized overrides (rank, steps, batch, learning rate, CPU settings),
 called in-process through `training.arguments.parse_recipe` + `training.sft.train`, exactly the path of the command.
 Everything else comes from the recipe: LoRA on the language model's attention and MLP projections, the query
-transformer trained in full (`modules_to_save`), the paper's draw of m for every batch (uniform over even m), and
-for `qlora` a 4-bit NF4 language model.
+transformer trained in full (`modules_to_save`), and for `qlora` a 4-bit NF4 language model. The draw of m is the
+one the base was trained with (the demo model's p(m) ∝ m^-0.5 over 1..M), one m per image, so that every step
+keeps training every budget the base serves.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class LoraSettings:
         max_steps / batch_size / learning_rate: the optimisation budget (the tiny model needs a larger rate than the
             recipe's 2e-4 for 7B).
         lora_r / lora_alpha: adapter rank and scale (alpha = 2r, as the recipe advises for small domains).
+        distribution / draw_per: the draw of m (`training.sampling` spec) and whether each batch or each image draws.
         num_train_scenes: new-domain training scenes; replay_fraction: old-domain scenes added per new one.
         seed: seed of the data and of training.
     """
@@ -47,6 +49,8 @@ class LoraSettings:
     learning_rate: float = 2e-3
     lora_r: int = 64
     lora_alpha: int = 128
+    distribution: str = "power:0.5"
+    draw_per: str = "image"
     num_train_scenes: int = 3000
     replay_fraction: float = 0.33
     seed: int = 0
@@ -72,6 +76,8 @@ def lora_overrides(settings: LoraSettings, base_dir: Path, data: DomainData, out
         "--learning_rate", str(settings.learning_rate),
         "--lora_r", str(settings.lora_r),
         "--lora_alpha", str(settings.lora_alpha),
+        "--num_visual_tokens_distribution", settings.distribution,
+        "--num_visual_tokens_draw", settings.draw_per,
         "--dtype", "float32",
         "--bf16", "false",
         "--activation_checkpointing", "false",

@@ -28,6 +28,7 @@ class StageSettings:
         recipe: recipe file name under `training/recipes/`.
         data_file: LLaVA-format file name inside the data folder.
         distribution: m per batch (`training.sampling` spec).
+        draw_per / copies: one m per batch or per image, and how many budgets score each example per step.
         max_steps / batch_size / learning_rate: the optimisation budget.
         trainable_parts: parts that train (the vision tower never does).
     """
@@ -40,6 +41,8 @@ class StageSettings:
     learning_rate: float
     trainable_parts: tuple[str, ...] = ("query_transformer", "language_model", "lm_head")
     warmup_ratio: float = 0.03
+    draw_per: str = "batch"
+    copies: int = 1
 
 
 def stage_overrides(settings: StageSettings, model_dir: Path, data_dir: Path, output_dir: Path, seed: int) -> list[str]:
@@ -49,6 +52,8 @@ def stage_overrides(settings: StageSettings, model_dir: Path, data_dir: Path, ou
         "--data_path", str(data_dir / settings.data_file),
         "--image_folder", str(data_dir),
         "--num_visual_tokens_distribution", settings.distribution,
+        "--num_visual_tokens_draw", settings.draw_per,
+        "--num_visual_tokens_copies", str(settings.copies),
         "--trainable_parts", *settings.trainable_parts,
         "--output_dir", str(output_dir),
         "--max_steps", str(settings.max_steps),

@@ -133,3 +133,40 @@ def test_truncation_never_cuts_an_image_run(processor, examples) -> None:
     assert torch.equal(cut["labels"], full["labels"][:, : first_image + NUM_QUERIES + 2])
     with pytest.raises(ValueError, match="would cut an image-token run"):
         MatryoshkaCollator(processor, distribution, max_length=first_image + 3).collate(examples, NUM_QUERIES)
+
+
+def test_per_image_draws_give_each_image_its_own_run(processor, examples) -> None:
+    """Feature: draw_per="image" with copies=K: each example enters the batch K times, every image draws its own m
+    from the seeded stream, and each row is exactly the row the paper's per-batch collation builds at that m (same
+    ids, labels and mask, only padding differs)."""
+    distribution = parse_distribution("uniform", NUM_QUERIES)
+    collator = MatryoshkaCollator(processor, distribution, seed=7, rank=0, draw_per="image", copies=3)
+    batch = collator(examples)
+    budgets = distribution.draw_many(7, 0, 0, 3)  # one image per copy of the first example, none in the second
+    assert batch["pixel_values"].shape[0] == 3 and len(set(budgets)) > 1
+    runs = (batch["input_ids"] == processor.image_token_id).sum(dim=1).tolist()
+    assert runs == [*budgets, 0, 0, 0]
+    for row, (example, m) in enumerate(zip([examples[0]] * 3 + [examples[1]] * 3, [*budgets, 1, 1, 1])):
+        alone = MatryoshkaCollator(processor, distribution).collate([example], m)
+        length = alone["input_ids"].shape[1]
+        for key in ("input_ids", "labels", "attention_mask"):
+            assert torch.equal(batch[key][row, :length], alone[key][0]), (key, row)
+        assert not batch["attention_mask"][row, length:].any()
+    assert collator(examples)["pixel_values"].shape[0] == 3
+    assert collator.next_image_budgets(4) == distribution.draw_many(7, 0, 2, 4)
+
+
+def test_per_image_settings_are_checked(processor, examples) -> None:
+    """Feature: unknown draw modes, copies without per-image draws, and budgets that do not fit are refused by name."""
+    distribution = parse_distribution("uniform", NUM_QUERIES)
+    with pytest.raises(ValueError, match="draw_per"):
+        MatryoshkaCollator(processor, distribution, draw_per="example")
+    with pytest.raises(ValueError, match="copies=2 needs draw_per='image'"):
+        MatryoshkaCollator(processor, distribution, copies=2)
+    with pytest.raises(ValueError, match="copies must be a positive integer"):
+        MatryoshkaCollator(processor, distribution, draw_per="image", copies=0)
+    collator = MatryoshkaCollator(processor, distribution, draw_per="image")
+    with pytest.raises(ValueError, match="2 budgets were given for a batch with 1 image runs"):
+        collator.collate(examples, [3, 4])
+    with pytest.raises(ValueError, match="at least 1"):
+        collator.collate(examples, [0])

@@ -193,3 +193,15 @@ def test_qlora_quantizes_only_the_language_model(workspace) -> None:
     assert any(".lora_B." in name for name in trained)
     assert any(".query_transformer.modules_to_save.default." in name for name in trained)
     assert not any(".vision_tower." in name or "lm_head" in name for name in trained)
+
+
+def test_stage2_with_per_image_draws_and_copies_trains(workspace) -> None:
+    """Feature: the recipe fields num_visual_tokens_draw=image and num_visual_tokens_copies reach the collator, and a
+    run whose batches mix budgets (each example scored at two m) trains like the paper's per-batch draw."""
+    trainer, before = _tiny_run(
+        workspace, "stage2_instruct", 1e-3, "--dtype", "float32",
+        "--num_visual_tokens_draw", "image", "--num_visual_tokens_copies", "2",
+    )  # fmt: skip
+    assert (trainer.data_collator.draw_per, trainer.data_collator.copies) == ("image", 2)
+    trained = _train_and_check(trainer, before)
+    assert trained == {name for name in before if not name.startswith("model.vision_tower.")}

@@ -30,6 +30,10 @@ class MatryoshkaArguments:
         verify_images: check every image file once while reading the data.
         num_visual_tokens_distribution: distribution of m per batch: `paper`, `uniform`, `log_uniform`, `power:A`, `fixed:N`,
             `fixed:max` or a list such as `16,64,max`.
+        num_visual_tokens_draw: `batch` draws one m per batch (the paper); `image` draws one m per image, so each
+            optimizer step trains many budgets.
+        num_visual_tokens_copies: with `image` draws, each example enters its batch this many times with its own
+            draws, so one step scores the same image at several budgets (the batch grows by this factor).
         trainable_parts: parts trained in full fine-tuning (`vision_tower`, `query_transformer`, `language_model`,
             `lm_head`); None trains all but the vision tower. Must stay None with LoRA, where `lora_modules_to_save`
             and the adapters decide.
@@ -46,6 +50,14 @@ class MatryoshkaArguments:
     num_visual_tokens_distribution: str = field(
         default="paper",
         metadata={"help": "m per batch: paper | uniform | log_uniform | power:A | fixed:N | fixed:max | a list like 16,64,max."},
+    )
+    num_visual_tokens_draw: str = field(
+        default="batch",
+        metadata={"help": "batch: one m per batch (the paper); image: one m per image."},
+    )
+    num_visual_tokens_copies: int = field(
+        default=1,
+        metadata={"help": "With image draws: each example enters its batch this many times, each copy with its own m."},
     )
     trainable_parts: list[str] | None = field(
         default=None,

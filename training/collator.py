@@ -1,9 +1,11 @@
-"""The Matryoshka data collator: one visual-token budget m per batch, labels on assistant answers only.
+"""The Matryoshka data collator: visual-token budgets m drawn per batch (or per image), labels on answers only.
 
 Usable as `SFTTrainer(data_collator=...)`. Each call draws m from the configured distribution with the seeded,
 per-rank stream of `TokenBudgetDistribution.draw`, asks the processor for image runs of length m, and builds labels
 that are -100 everywhere except on the assistant answers (image tokens, system prompt, user turns and padding never
-count). The assistant spans come from the chat template's `{% generation %}` markers, the same source TRL's own
+count). The paper draws one m per batch (`draw_per="batch"`). With `draw_per="image"` every image draws its own m, so
+one optimizer step trains many budgets; `copies=K` also puts each example K times into the batch, each copy with its
+own draws, so the same image is scored at K budgets in one step (the model encodes each copy's image anew). The assistant spans come from the chat template's `{% generation %}` markers, the same source TRL's own
 collator reads with `assistant_only_loss=True`, so both give the same labels.
 
 Draw indices: the n-th batch built on a rank since `start_draws_at(offset)` uses draw index offset + n (with
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -28,6 +31,7 @@ from .sampling import TokenBudgetDistribution
 logger = logging.getLogger(__name__)
 
 IGNORE_INDEX = -100
+DRAW_MODES = ("batch", "image")
 
 
 def current_rank() -> int:
@@ -49,6 +53,8 @@ class MatryoshkaCollator:
         max_length: longest sequence kept; longer ones are cut on the right, and a cut that would reach an image run
             raises `ValueError`. None keeps everything.
         pad_to_multiple_of: pad the sequence length up to a multiple of this.
+        draw_per: `batch` (one m for the whole batch, the paper) or `image` (one m per image).
+        copies: how many times each example enters the batch, each copy with its own draws (`draw_per="image"`).
 
     Returns (per call) `input_ids` (B, L), `attention_mask` (B, L), `labels` (B, L) and, when the batch has images,
     `pixel_values` (n_images, 3, H, W).
@@ -60,8 +66,18 @@ class MatryoshkaCollator:
     rank: int | None = None
     max_length: int | None = None
     pad_to_multiple_of: int | None = None
+    draw_per: str = "batch"
+    copies: int = 1
     draw_offset: int = 0
     num_draws: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        if self.draw_per not in DRAW_MODES:
+            raise ValueError(f"draw_per must be one of {DRAW_MODES}, got {self.draw_per!r}")
+        if isinstance(self.copies, bool) or not isinstance(self.copies, int) or self.copies < 1:
+            raise ValueError(f"copies must be a positive integer, got {self.copies!r}")
+        if self.copies > 1 and self.draw_per != "image":
+            raise ValueError(f"copies={self.copies} needs draw_per='image': copies with one m per batch are duplicates")
 
     def start_draws_at(self, offset: int) -> None:
         """Makes the next batch use draw index `offset` (set from the optimizer step at every epoch start)."""
@@ -70,6 +86,14 @@ class MatryoshkaCollator:
 
     def next_num_visual_tokens(self) -> int:
         """Draws the m of the next batch from this rank's seeded stream."""
+        return self.distribution.draw(*self._next_draw())
+
+    def next_image_budgets(self, num_images: int) -> list[int]:
+        """Draws one m per image of the next batch from this rank's seeded stream."""
+        return self.distribution.draw_many(*self._next_draw(), num_images)
+
+    def _next_draw(self) -> tuple[int, int, int]:
+        """(seed, rank, draw index) of the next batch."""
         worker = torch.utils.data.get_worker_info()
         local_index = self.num_draws
         self.num_draws += 1
@@ -78,13 +102,23 @@ class MatryoshkaCollator:
         else:
             index = self.draw_offset + local_index * worker.num_workers + worker.id
         rank = current_rank() if self.rank is None else self.rank
-        return self.distribution.draw(self.seed, rank, index)
+        return self.seed, rank, index
 
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        return self.collate(examples, self.next_num_visual_tokens())
+        if self.draw_per == "batch":
+            return self.collate(examples, self.next_num_visual_tokens())
+        examples = [example for example in examples for _ in range(self.copies)]
+        num_images = sum(len(example.get("images") or []) for example in examples)
+        return self.collate(examples, self.next_image_budgets(num_images))
 
-    def collate(self, examples: list[dict[str, Any]], num_visual_tokens: int) -> dict[str, torch.Tensor]:
-        """Builds the batch for a given m (no draw)."""
+    def collate(self, examples: list[dict[str, Any]], num_visual_tokens: int | Sequence[int]) -> dict[str, torch.Tensor]:
+        """Builds the batch for a given m, or for one m per image in batch order (no draw)."""
+        budgets = None
+        if not isinstance(num_visual_tokens, int):
+            budgets = torch.tensor(list(num_visual_tokens), dtype=torch.long)
+            if budgets.numel() and int(budgets.min()) < 1:
+                raise ValueError(f"every per-image num_visual_tokens must be at least 1, got {budgets.tolist()}")
+            num_visual_tokens = int(budgets.max()) if budgets.numel() else self.distribution.values[-1]
         conversations = [
             prepare_multimodal_messages(example["messages"], images=list(example.get("images") or []))
             for example in examples
@@ -109,6 +143,13 @@ class MatryoshkaCollator:
         answers = torch.tensor(batch["assistant_masks"], dtype=torch.bool)
         labels = input_ids.masked_fill((attention_mask == 0) | ~answers | is_image, IGNORE_INDEX)
         output = {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+        if budgets is not None:
+            output = shorten_image_runs(
+                output, self.processor.image_token_id, budgets, self.processor.tokenizer.pad_token_id,
+                self.pad_to_multiple_of,
+            )  # fmt: skip
+            input_ids, attention_mask = output["input_ids"], output["attention_mask"]
+            is_image = input_ids == self.processor.image_token_id
         if "pixel_values" in batch:
             output["pixel_values"] = torch.from_numpy(np.stack(batch["pixel_values"]))
         if self.max_length is not None and input_ids.shape[1] > self.max_length:
@@ -122,6 +163,43 @@ class MatryoshkaCollator:
             for key in ("input_ids", "attention_mask", "labels"):
                 output[key] = output[key][:, : self.max_length]
         return output
+
+
+def shorten_image_runs(
+    batch: dict[str, torch.Tensor],
+    image_token_id: int,
+    budgets: torch.Tensor,
+    pad_token_id: int,
+    pad_to_multiple_of: int | None = None,
+) -> dict[str, torch.Tensor]:
+    """Keeps the first `budgets[i]` tokens of image run i (runs counted row by row, left to right) and re-pads.
+
+    `batch` holds right-padded `input_ids`, `attention_mask` and `labels` (B, L); budgets (n_runs,). Image tokens
+    carry no label, so only image tokens are dropped. Returns the same keys with shape (B, L').
+    """
+    input_ids, attention_mask = batch["input_ids"], batch["attention_mask"]
+    is_image = input_ids == image_token_id
+    starts = is_image.clone()
+    starts[:, 1:] &= ~is_image[:, :-1]
+    if int(starts.sum()) != budgets.numel():
+        raise ValueError(f"{budgets.numel()} budgets were given for a batch with {int(starts.sum())} image runs")
+    if budgets.numel() == 0:
+        return batch
+    run = (starts.flatten().cumsum(0) - 1).clamp(min=0).view_as(input_ids)  # (B, L) index of the latest run
+    offset = torch.arange(input_ids.numel()).view_as(input_ids) - starts.flatten().nonzero().flatten()[run]
+    keep = (attention_mask == 1) & (~is_image | (offset < budgets[run]))
+    length = int(keep.sum(dim=1).max())
+    if pad_to_multiple_of:
+        length = -(-length // pad_to_multiple_of) * pad_to_multiple_of
+    fill = {"input_ids": pad_token_id, "attention_mask": 0, "labels": IGNORE_INDEX}
+    output = {}
+    for key, value in fill.items():
+        rows = batch[key].new_full((input_ids.shape[0], length), value)
+        for row in range(input_ids.shape[0]):
+            kept = batch[key][row][keep[row]]
+            rows[row, : kept.numel()] = kept
+        output[key] = rows
+    return output
 
 
 class MatryoshkaDrawCallback(TrainerCallback):
@@ -138,4 +216,4 @@ class MatryoshkaDrawCallback(TrainerCallback):
         self.collator.start_draws_at(state.global_step * args.gradient_accumulation_steps)
 
 
-__all__ = ["IGNORE_INDEX", "MatryoshkaCollator", "MatryoshkaDrawCallback", "current_rank"]
+__all__ = ["DRAW_MODES", "IGNORE_INDEX", "MatryoshkaCollator", "MatryoshkaDrawCallback", "current_rank", "shorten_image_runs"]

@@ -50,6 +50,13 @@ class TokenBudgetDistribution:
         generator = np.random.default_rng([seed, rank, draw_index])
         return int(generator.choice(self.values, p=self.probabilities))
 
+    def draw_many(self, seed: int, rank: int, draw_index: int, count: int) -> list[int]:
+        """Returns `count` independent m for draw number `draw_index` (one per image when each image draws its own)."""
+        if len(self.values) == 1:
+            return [self.values[0]] * count
+        generator = np.random.default_rng([seed, rank, draw_index])
+        return [int(value) for value in generator.choice(self.values, size=count, p=self.probabilities)]
+
     @property
     def mean(self) -> float:
         """Expected m, which sets the expected language-model cost per image."""

@@ -157,13 +157,19 @@ def build_trainer(
         )
 
     distribution = parse_distribution(matryoshka_args.num_visual_tokens_distribution, model.config.num_queries)
-    logger.info("m per batch: %s over %s (mean %.1f)", distribution.spec, list(distribution.values), distribution.mean)
+    logger.info(
+        "m per %s: %s over %s (mean %.1f), copies per example: %d",
+        matryoshka_args.num_visual_tokens_draw, distribution.spec, list(distribution.values), distribution.mean,
+        matryoshka_args.num_visual_tokens_copies,
+    )  # fmt: skip
     collator = MatryoshkaCollator(
         processor=processor,
         distribution=distribution,
         seed=training_args.seed,
         max_length=training_args.max_length,
         pad_to_multiple_of=training_args.pad_to_multiple_of,
+        draw_per=matryoshka_args.num_visual_tokens_draw,
+        copies=matryoshka_args.num_visual_tokens_copies,
     )
     return SFTTrainer(
         model=model,
