@@ -187,7 +187,7 @@ def _training_record(settings, outcome, results: dict[str, Any]) -> dict[str, st
         "peak memory": f"{results['peak_memory_mb']:.0f} MiB",
         "budget": f"vision pre-training {settings.vision_steps} steps (batch {settings.vision_batch_size}), stage 1 "
         f"{settings.stage1.max_steps} steps at m ~ {settings.stage1.distribution}, stage 2 {settings.stage2.max_steps} steps "
-        f"at m ~ {settings.stage2.distribution} (batch {settings.stage2.batch_size}), "
+        f"at m ~ {settings.stage2.distribution}, one m per {settings.stage2.draw_per} (batch {settings.stage2.batch_size}), "
         f"{settings.num_train_scenes} training scenes",
         "vision tower patch accuracy (held out)": ", ".join(f"{k} {100 * v:.1f}%" for k, v in outcome.vision_accuracy.items()),
     }

@@ -195,6 +195,22 @@ def test_qlora_quantizes_only_the_language_model(workspace) -> None:
     assert not any(".vision_tower." in name or "lm_head" in name for name in trained)
 
 
+def test_qlora_in_float32_keeps_trainable_weights_in_float32(workspace) -> None:
+    """Feature: with 4-bit layers computing in float32 (the CPU setting), the adapters and the fully trained query
+    transformer stay float32 instead of TRL's bfloat16, so small updates are not rounded away: after a few steps at a
+    small learning rate nearly every query-transformer weight has moved."""
+    trainer, before = _tiny_run(workspace, "qlora", 1e-5, "--dtype", "float32")
+    trainable = {name: p for name, p in trainer.model.named_parameters() if p.requires_grad}
+    assert {p.dtype for p in trainable.values()} == {torch.float32}
+    trainer.train()
+    moved = [
+        (parameter.detach() != before[name]).float().mean().item()
+        for name, parameter in trainable.items()
+        if ".query_transformer.modules_to_save." in name and parameter.dim() == 2
+    ]
+    assert moved and min(moved) > 0.9, moved
+
+
 def test_stage2_with_per_image_draws_and_copies_trains(workspace) -> None:
     """Feature: the recipe fields num_visual_tokens_draw=image and num_visual_tokens_copies reach the collator, and a
     run whose batches mix budgets (each example scored at two m) trains like the paper's per-batch draw."""

@@ -171,7 +171,7 @@ def build_trainer(
         draw_per=matryoshka_args.num_visual_tokens_draw,
         copies=matryoshka_args.num_visual_tokens_copies,
     )
-    return SFTTrainer(
+    trainer = SFTTrainer(
         model=model,
         args=training_args,
         data_collator=collator,
@@ -180,6 +180,25 @@ def build_trainer(
         peft_config=lora_config,
         callbacks=[MatryoshkaDrawCallback(collator)],
     )
+    if quantization_config is not None and quantization_config.bnb_4bit_compute_dtype == torch.float32:
+        keep_trainable_in_float32(trainer.model)
+    return trainer
+
+
+def keep_trainable_in_float32(model: PreTrainedModel) -> None:
+    """Casts every trainable parameter back to float32.
+
+    TRL stores the trainable weights of a quantized model (adapters and `modules_to_save`) in bfloat16, as the QLoRA
+    paper does with bfloat16 compute. When the 4-bit layers compute in float32 (`dtype: float32`, the CPU setting),
+    nothing runs in bfloat16, and bfloat16 storage only rounds away every update smaller than 1/256 of a weight.
+    """
+    cast = 0
+    for parameter in model.parameters():
+        if parameter.requires_grad and parameter.dtype != torch.float32:
+            parameter.data = parameter.data.float()
+            cast += 1
+    if cast:
+        logger.info("kept %d trainable tensors in float32 (4-bit layers compute in float32)", cast)
 
 
 def last_complete_checkpoint(output_dir: str | Path) -> str | None:
@@ -234,6 +253,7 @@ __all__ = [
     "build_lora_config",
     "build_quantization_config",
     "build_trainer",
+    "keep_trainable_in_float32",
     "last_complete_checkpoint",
     "load_model",
     "resolve_checkpoint",
