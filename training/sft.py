@@ -16,12 +16,12 @@ from pathlib import Path
 import torch
 from accelerate import PartialState
 from peft import LoraConfig
-from transformers import BitsAndBytesConfig, PreTrainedModel
+from transformers import AutoConfig, BitsAndBytesConfig, PreTrainedModel
 from transformers.trainer import TRAINER_STATE_NAME
 from transformers.trainer_utils import get_last_checkpoint, sort_checkpoints
 from trl import ModelConfig, SFTConfig, SFTTrainer, get_peft_config
 
-from mqt_llava.modeling_mqt_llava import MqtLlavaForConditionalGeneration
+from mqt_llava.modeling_mqt_llava import MqtLlavaConfig, MqtLlavaForConditionalGeneration
 from mqt_llava.processing.processing_mqt_llava import MqtLlavaProcessor
 
 from .arguments import PART_PREFIXES, TRAINABLE_PARTS, MatryoshkaArguments
@@ -137,7 +137,9 @@ def build_trainer(
     quantization_config = build_quantization_config(model_args)
     model = load_model(model_args, quantization_config)
     # This package's own processor class reads the folder, so the folder's code is never needed: saying so keeps
-    # transformers from stopping to ask whether to run it while it looks up the tokenizer.
+    # transformers from stopping to ask whether to run it while it looks up the tokenizer, and registering the
+    # config class lets that lookup read config.json as an MQT-LLaVA config (not as a bare one, with a warning).
+    AutoConfig.register(MqtLlavaConfig.model_type, MqtLlavaConfig, exist_ok=True)
     processor = MqtLlavaProcessor.from_pretrained(
         model_args.model_name_or_path, revision=model_args.model_revision, trust_remote_code=False
     )
