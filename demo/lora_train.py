@@ -39,6 +39,8 @@ class LoraSettings:
             recipe's 2e-4 for 7B).
         lora_r / lora_alpha: adapter rank and scale (alpha = 2r, as the recipe advises for small domains).
         distribution / draw_per: the draw of m (`training.sampling` spec) and whether each batch or each image draws.
+        train_query_transformer: keep the recipe's `lora_modules_to_save: [query_transformer]` (trained in full and
+            saved with the adapter); False leaves the query transformer frozen, so only the LoRA layers learn.
         num_train_scenes: new-domain training scenes; replay_fraction: old-domain scenes added per new one.
         seed: seed of the data and of training.
     """
@@ -51,6 +53,7 @@ class LoraSettings:
     lora_alpha: int = 128
     distribution: str = "power:0.5"
     draw_per: str = "image"
+    train_query_transformer: bool = True
     num_train_scenes: int = 3000
     replay_fraction: float = 0.33
     seed: int = 0
@@ -111,7 +114,10 @@ def train_adapter(settings: LoraSettings, base_dir: Path, data: DomainData, outp
     overrides = lora_overrides(settings, base_dir, data, output_dir)
     logger.info("training %s on %s: %d steps", settings.recipe, data.data_path, settings.max_steps)
     started, cpu_started = time.perf_counter(), _cpu_seconds()
-    trainer = train(*parse_recipe(settings.recipe, overrides))
+    matryoshka_args, training_args, model_args = parse_recipe(settings.recipe, overrides)
+    if not settings.train_query_transformer:
+        model_args.lora_modules_to_save = None
+    trainer = train(matryoshka_args, training_args, model_args)
     seconds, cpu_seconds = time.perf_counter() - started, _cpu_seconds() - cpu_started
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
     return LoraOutcome(trainer, output_dir, round(seconds, 1), round(cpu_seconds, 1), round(peak_memory_mb(), 1), losses)
