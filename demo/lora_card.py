@@ -52,6 +52,8 @@ def write_cards(results: dict[str, Any], base_name: str, adapter_dir: Path, merg
         domain=NEW_DOMAIN_DESCRIPTION + ".",
         num_queries=results["num_queries"],
         method=method,
+        trains_query_transformer=results["settings"]["train_query_transformer"],
+        budget_draw=f"per {results['settings']['draw_per']}, drawn from `{results['settings']['distribution']}`",
         usage=usage,
         tags=["shapes-vqa", "tiny", "demo"],
         results=_card_rows(results),

@@ -52,6 +52,8 @@ def render_adapter_card(
     domain: str,
     num_queries: int,
     method: str = "LoRA",
+    trains_query_transformer: bool = True,
+    budget_draw: str = "per batch",
     repo_id: str = "ORG/NAME",
     usage: str,
     tags: Sequence[str] = (),
@@ -69,6 +71,9 @@ def render_adapter_card(
         domain: one sentence naming what the adapter was trained on.
         num_queries: M of the base model.
         method: "LoRA" or "QLoRA".
+        trains_query_transformer: whether the adapter carries a fully trained query transformer (`modules_to_save`).
+        budget_draw: how m was drawn in training, completing "a random number m of visual tokens ..." (e.g.
+            "per batch", "per image, with p(m) ∝ m^-0.5").
         usage: a Python snippet (see `adapter_usage`).
         results / results_caption / training / extra_metadata: as in `render_model_card`.
     """
@@ -91,6 +96,8 @@ def render_adapter_card(
         domain=domain,
         num_queries=num_queries,
         method=method,
+        trains_query_transformer=trains_query_transformer,
+        budget_draw=budget_draw,
         repo_id=repo_id,
         usage=usage.strip(),
         results_columns=columns,

@@ -3,10 +3,12 @@
 Usable as `SFTTrainer(data_collator=...)`. Each call draws m from the configured distribution with the seeded,
 per-rank stream of `TokenBudgetDistribution.draw`, asks the processor for image runs of length m, and builds labels
 that are -100 everywhere except on the assistant answers (image tokens, system prompt, user turns and padding never
-count). The paper draws one m per batch (`draw_per="batch"`). With `draw_per="image"` every image draws its own m, so
-one optimizer step trains many budgets; `copies=K` also puts each example K times into the batch, each copy with its
-own draws, so the same image is scored at K budgets in one step (the model encodes each copy's image anew). The assistant spans come from the chat template's `{% generation %}` markers, the same source TRL's own
+count). The assistant spans come from the chat template's `{% generation %}` markers, the same source TRL's own
 collator reads with `assistant_only_loss=True`, so both give the same labels.
+
+The paper draws one m per batch (`draw_per="batch"`). With `draw_per="image"` every image draws its own m, so one
+optimizer step trains many budgets; `copies=K` also puts each example K times into the batch, each copy with its own
+draws, so the same image is scored at K budgets in one step (the model encodes each copy's image anew).
 
 Draw indices: the n-th batch built on a rank since `start_draws_at(offset)` uses draw index offset + n (with
 DataLoader workers, batches are dealt round-robin, so worker w of W builds offset + w, offset + w + W, ...).
@@ -17,8 +19,8 @@ checkpoint draws exactly the m an uninterrupted run would have drawn.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -216,4 +218,11 @@ class MatryoshkaDrawCallback(TrainerCallback):
         self.collator.start_draws_at(state.global_step * args.gradient_accumulation_steps)
 
 
-__all__ = ["DRAW_MODES", "IGNORE_INDEX", "MatryoshkaCollator", "MatryoshkaDrawCallback", "current_rank", "shorten_image_runs"]
+__all__ = [
+    "DRAW_MODES",
+    "IGNORE_INDEX",
+    "MatryoshkaCollator",
+    "MatryoshkaDrawCallback",
+    "current_rank",
+    "shorten_image_runs",
+]
