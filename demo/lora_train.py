@@ -24,6 +24,7 @@ from mqt_llava.training.sft import train
 
 from .cli import peak_memory_mb
 from .new_domain import DomainData
+from .stages import CPU_OVERRIDES
 
 logger = logging.getLogger(__name__)
 
@@ -82,16 +83,9 @@ def lora_overrides(settings: LoraSettings, base_dir: Path, data: DomainData, out
         "--lora_alpha", str(settings.lora_alpha),
         "--num_visual_tokens_distribution", settings.distribution,
         "--num_visual_tokens_draw", settings.draw_per,
-        "--dtype", "float32",
-        "--bf16", "false",
-        "--activation_checkpointing", "false",
-        "--dataloader_num_workers", "0",
-        "--save_strategy", "no",
         "--logging_steps", str(max(1, settings.max_steps // 10)),
         "--seed", str(settings.seed),
-        "--use_cpu", "true",
-        "--report_to", "none",
-        "--verify_images", "false",
+        *CPU_OVERRIDES,
     ]  # fmt: skip
 
 

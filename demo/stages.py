@@ -18,6 +18,18 @@ from mqt_llava.training.sft import train
 logger = logging.getLogger(__name__)
 
 RECIPES = RECIPES_DIR
+# What every demo run changes in a GPU recipe to train on a CPU: float32, no activation checkpointing, no worker
+# processes, no checkpoints, no reporting, images already checked when exported.
+CPU_OVERRIDES = [
+    "--dtype", "float32",
+    "--bf16", "false",
+    "--activation_checkpointing", "false",
+    "--dataloader_num_workers", "0",
+    "--save_strategy", "no",
+    "--use_cpu", "true",
+    "--report_to", "none",
+    "--verify_images", "false",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -62,16 +74,9 @@ def stage_overrides(settings: StageSettings, model_dir: Path, data_dir: Path, ou
         "--learning_rate", str(settings.learning_rate),
         "--warmup_steps", str(settings.warmup_ratio),
         "--max_grad_norm", "1.0",
-        "--dtype", "float32",
-        "--bf16", "false",
-        "--activation_checkpointing", "false",
-        "--dataloader_num_workers", "0",
-        "--save_strategy", "no",
         "--logging_steps", str(max(1, settings.max_steps // 20)),
         "--seed", str(seed),
-        "--use_cpu", "true",
-        "--report_to", "none",
-        "--verify_images", "false",
+        *CPU_OVERRIDES,
     ]  # fmt: skip
 
 
@@ -83,4 +88,4 @@ def run_stage(settings: StageSettings, model_dir: Path, data_dir: Path, output_d
     return output_dir
 
 
-__all__ = ["RECIPES", "StageSettings", "run_stage", "stage_overrides"]
+__all__ = ["CPU_OVERRIDES", "RECIPES", "StageSettings", "run_stage", "stage_overrides"]
