@@ -2,8 +2,8 @@
 
 The visual tokens nest (the first m of the M tokens are the tokens for budget m), so the vision tower runs once per
 image and an escalation only adds the query-transformer tokens of its larger budget; each attempt reruns the
-language model on the part of the prompt from the first image on, reusing the KV cache of the text before it. A prompt stops at the first
-budget whose answer the model is confident in (docs/adaptive_budget.md).
+language model on the part of the prompt from the first image on, reusing the KV cache of the text before it. A
+prompt stops at the first budget whose answer the model is confident in (docs/adaptive_budget.md).
 
 Settings, per `generate` call or saved in the generation config under the same names:
 
