@@ -45,6 +45,7 @@ from .new_domain import (
     NEW_FLOORS_AT_M,
     NEW_TEST_SPLIT,
     OLD_TEST_SPLIT,
+    accuracy_by_axis,
     chance_levels,
     export_training_data,
     held_out_splits,
@@ -201,6 +202,9 @@ def run_lora(args: argparse.Namespace) -> int:
             "old": _split_info(OLD_TEST_SPLIT, old_seed, splits["old"], FAMILIES),
         },
         "accuracy": accuracy,
+        "accuracy_by_axis": {
+            phase: {m: accuracy_by_axis(splits["new"], rows) for m, rows in answers[phase]["new"].items()} for phase in answers
+        },
         "targets": {
             "new_after_misses": curve_misses(accuracy["new"]["after"], num_queries, NEW_FLOORS_AT_M),
             "old_retention_misses": retention_misses(accuracy["old"]["before"], accuracy["old"]["after"]),

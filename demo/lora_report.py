@@ -8,6 +8,7 @@
      "num_queries": M, "m_values": [m, ...], "families": {"new" | "old": [family, ...]},
      "splits": {"new" | "old": {"split", "seed", "num_scenes", "num_questions": {family: n}}},
      "accuracy": {"new" | "old": {"before" | "after": {"m": {family: fraction, "average": mean over families}}}},
+     "accuracy_by_axis": {"before" | "after": {"m": {new family naming a half: {"horizontal" | "vertical": fraction}}}},
      "targets": {"new_after_misses": [str], "old_retention_misses": [str]},
      "training": {"seconds", "cpu_seconds", "peak_memory_mb", "losses": [float], "machine", "load_average",
                   "train_records"},
@@ -60,6 +61,20 @@ def families_table(results: dict[str, Any], domain: str, phase: str) -> str:
     return "\n".join(lines)
 
 
+def axis_table(results: dict[str, Any]) -> str:
+    """Markdown: at m = M, the accuracy (%) of each new family that names a half (left/right or top/bottom), before
+    and after, per axis of that half."""
+    top = str(results["num_queries"])
+    before, after = (results["accuracy_by_axis"][phase][top] for phase in ("before", "after"))
+    lines = ["| family | left / right, before | left / right, after | top / bottom, before | top / bottom, after |",
+             "|---|---|---|---|---|"]  # fmt: skip
+    for family in after:
+        cells = [_percent(table[family][axis]) if axis in table.get(family, {}) else "-"
+                 for axis in ("horizontal", "vertical") for table in (before, after)]  # fmt: skip
+        lines.append(f"| {family} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def _mib(num_bytes: int) -> str:
     return f"{num_bytes / 2**20:.2f} MiB"
 
@@ -98,6 +113,8 @@ def format_report(results: dict[str, Any]) -> str:
             families_table(results, "new", "after"),
             "New domain before, per family (%):",
             families_table(results, "new", "before"),
+            "New domain at m = M by the axis of the half a question names (%):",
+            axis_table(results),
             "\n".join(f"- {line}" for line in summary_lines(results)),
         ]
     )
@@ -135,4 +152,4 @@ def plot_curves(results: dict[str, Any], path: Path) -> Path:
     return path
 
 
-__all__ = ["SCHEMA_VERSION", "averages_table", "families_table", "format_report", "plot_curves", "summary_lines", "write_results"]
+__all__ = ["SCHEMA_VERSION", "averages_table", "axis_table", "families_table", "format_report", "plot_curves", "summary_lines", "write_results"]

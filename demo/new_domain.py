@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import json
 import random
+from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,6 +92,29 @@ def chance_levels() -> dict[str, float]:
     return chance
 
 
+def accuracy_by_axis(records: Sequence[SceneRecord], answers: Sequence[tuple[str, str, str]]) -> dict[str, dict[str, float]]:
+    """Accuracy of each new family that names one half of the image (`exists_at`, `count_at`, `position_of`), split
+    by that half's axis: {family: {"horizontal": fraction, "vertical": fraction}} (an axis without questions is left
+    out). `answers` are `sweep.answer_questions`' (family, gold, predicted) rows for `records`, in record order.
+
+    It tells a model that cannot tell left from right apart from one that cannot locate objects at all."""
+    questions = [question for record in records for question in record.questions]
+    if len(questions) != len(answers):
+        raise ValueError(f"{len(answers)} answers for {len(questions)} questions: answer every question of the records")
+    hits, totals = defaultdict(int), defaultdict(int)
+    for question, (family, gold, predicted) in zip(questions, answers, strict=True):
+        if question.family != family:
+            raise ValueError(f"answers out of order: a {family} answer for a {question.family} question")
+        if "axis" in question.params:
+            key = (family, question.params["axis"])
+            totals[key] += 1
+            hits[key] += int(gold == predicted)
+    by_axis: dict[str, dict[str, float]] = defaultdict(dict)
+    for (family, axis), total in totals.items():
+        by_axis[family][axis] = hits[family, axis] / total
+    return {family: dict(sorted(by_axis[family].items())) for family in NEW_FAMILIES if family in by_axis}
+
+
 def held_out_splits(num_scenes: int, seed: int, old_num_scenes: int, old_seed: int) -> dict[str, list[SceneRecord]]:
     """The held-out splits: {"new": the new domain's, "old": the demo's own test split (the one its card names)}."""
     return {
@@ -105,6 +130,7 @@ __all__ = [
     "NEW_FAMILIES",
     "NEW_FLOORS_AT_M",
     "DomainData",
+    "accuracy_by_axis",
     "chance_levels",
     "export_training_data",
     "held_out_splits",

@@ -16,7 +16,7 @@ from PIL import Image
 from conftest import REPO_ROOT, run_isolated
 from mqt_llava.cli import main as cli_main
 from mqt_llava.demo.cli import SHIPPED_MODEL, _check_args, add_arguments
-from mqt_llava.demo.new_domain import NEW_DOMAIN_NAME
+from mqt_llava.demo.new_domain import NEW_DOMAIN_NAME, accuracy_by_axis, held_out_splits
 from mqt_llava.demo.sweep import normalise_answer
 from mqt_llava.demo.targets import retention_misses
 from mqt_llava.evaluation.shapes_vqa import FAMILIES, SPATIAL_FAMILIES
@@ -57,6 +57,10 @@ def test_adapter_improves_the_new_domain_and_writes_the_report(lora_run):
     assert new["after"][top]["average"] > new["before"][top]["average"]
     mean = {phase: sum(row["average"] for row in new[phase].values()) / len(m_values) for phase in new}
     assert mean["after"] > mean["before"], mean
+    for phase in ("before", "after"):
+        by_axis = results["accuracy_by_axis"][phase]
+        assert set(by_axis) == {str(m) for m in m_values}
+        assert all(set(row) <= {"exists_at", "count_at", "position_of"} for row in by_axis.values())
     assert results["training"]["seconds"] > 0 and results["training"]["peak_memory_mb"] > 0
     assert 0 < results["sizes"]["adapter_bytes"] < results["sizes"]["base_bytes"]
     assert "| m | new domain before |" in (lora_run / "table.md").read_text()
@@ -123,6 +127,23 @@ def test_adapter_folder_pushes_with_a_card_naming_base_and_domain(lora_run, caps
     card = ModelCard.load(adapter / "README.md")
     assert card.data.library_name == "peft" and card.data.base_model == "evaluation/assets/mqt-llava-tiny"
     assert NEW_DOMAIN_NAME in card.content and "PeftModel.from_pretrained" in card.content
+
+
+def test_accuracy_by_axis_separates_left_right_from_top_bottom():
+    """Protects the per-axis breakdown of the report (`accuracy_by_axis`), the check that tells a model blind to
+    left/right from one that cannot place objects: a model right on every top/bottom question and wrong on every
+    left/right one scores 1 and 0; `color_at` (a quadrant, not a half) is left out; misaligned answers are refused."""
+    records = held_out_splits(12, 0, 1, 0)["new"]
+    questions = [question for record in records for question in record.questions]
+    rows = [(q.family, q.answer, q.answer if q.params.get("axis") != "horizontal" else "wrong") for q in questions]
+    by_axis = accuracy_by_axis(records, rows)
+    assert set(by_axis) == {"exists_at", "count_at", "position_of"}
+    for family, row in by_axis.items():
+        assert row == {"horizontal": 0.0, "vertical": 1.0}, family
+    with pytest.raises(ValueError, match="answers for"):
+        accuracy_by_axis(records, rows[:-1])
+    with pytest.raises(ValueError, match="out of order"):
+        accuracy_by_axis(records, rows[1:] + rows[:1])
 
 
 def test_retention_check_flags_a_drop_beyond_three_points():
