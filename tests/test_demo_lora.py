@@ -16,9 +16,11 @@ from PIL import Image
 from conftest import REPO_ROOT, run_isolated
 from mqt_llava.cli import main as cli_main
 from mqt_llava.demo.cli import SHIPPED_MODEL, _check_args, add_arguments
-from mqt_llava.demo.new_domain import NEW_DOMAIN_NAME, accuracy_by_axis, held_out_splits
+from mqt_llava.demo.lora_train import LoraSettings, lora_overrides
+from mqt_llava.demo.new_domain import NEW_DOMAIN_NAME, DomainData, accuracy_by_axis, held_out_splits
 from mqt_llava.demo.sweep import normalise_answer
 from mqt_llava.demo.targets import retention_misses
+from mqt_llava.training.arguments import parse_recipe
 from mqt_llava.evaluation.shapes_vqa import FAMILIES, SPATIAL_FAMILIES
 
 pytestmark = pytest.mark.skipif(not (SHIPPED_MODEL / "config.json").is_file(), reason="the shipped model is not built")
@@ -155,6 +157,19 @@ def test_retention_check_flags_a_drop_beyond_three_points():
     assert len(misses) == 1 and "m = 4" in misses[0]
     with pytest.raises(ValueError, match=r"m = \['64'\]"):
         retention_misses(before, {"4": {"average": 0.80}})
+
+
+def test_demo_lora_settings_reach_the_recipe(tmp_path):
+    """Protects `lora_overrides`: the demo's adapter settings (rank, alpha, dropout, steps, the per-image draw of m)
+    arrive in the arguments `mqt-llava train lora` parses, over the recipe's own values; a dropout outside [0, 1) is
+    refused by name."""
+    settings = LoraSettings(lora_r=8, lora_alpha=16, lora_dropout=0.1, max_steps=7)
+    data = DomainData(tmp_path / "train.json", tmp_path, 1, 0)
+    matryoshka_args, training_args, model_args = parse_recipe("lora", lora_overrides(settings, tmp_path, data, tmp_path / "out"))
+    assert (model_args.lora_r, model_args.lora_alpha, model_args.lora_dropout) == (8, 16, 0.1)
+    assert training_args.max_steps == 7 and matryoshka_args.num_visual_tokens_draw == "image"
+    with pytest.raises(ValueError, match="lora_dropout"):
+        LoraSettings(lora_dropout=1.0)
 
 
 def test_lora_options_are_checked():
