@@ -44,7 +44,8 @@ def lora_run(tmp_path_factory) -> Path:
 def test_adapter_improves_the_new_domain_and_writes_the_report(lora_run):
     """Feature: the point of `--lora`. After a short run the adapted model answers the held-out new-domain split
     better than the base at m = M and on average over every m, and the run writes results.json (both domains before
-    and after at every m, cost and sizes), table.md, curves.png, an adapter folder and a merged folder."""
+    and after at every m, per axis, cost and sizes), table.md, curves.png, an adapter folder built with the demo's
+    settings (query transformer left frozen, the settings' dropout) and a merged folder."""
     results = json.loads((lora_run / "results.json").read_text())
     m_values = results["m_values"]
     assert m_values == sorted({1, 2, 4, 8, 16, 32, results["num_queries"]})
@@ -69,7 +70,12 @@ def test_adapter_improves_the_new_domain_and_writes_the_report(lora_run):
     with Image.open(lora_run / "curves.png") as image:
         image.verify()
         assert image.format == "PNG"
+    assert "| family | left / right, before |" in (lora_run / "table.md").read_text()
     assert (lora_run / "adapter" / "adapter_config.json").is_file()
+    adapter_config = json.loads((lora_run / "adapter" / "adapter_config.json").read_text())
+    # the demo's default leaves the query transformer frozen: the adapter carries no fully trained copy of it
+    assert not results["settings"]["train_query_transformer"] and not adapter_config["modules_to_save"]
+    assert adapter_config["lora_dropout"] == results["settings"]["lora_dropout"]
     assert (lora_run / "merged" / "config.json").is_file() and not (lora_run / "merged" / "adapter_config.json").exists()
 
 
