@@ -32,6 +32,7 @@ from mqt_llava.evaluation.shapes_vqa import (
     export_split,
 )
 
+from .sweep import accuracy_by_family
 from .targets import FLOORS_AT_M
 from .train_pipeline import QUESTIONS_PER_FAMILY
 
@@ -101,18 +102,18 @@ def accuracy_by_axis(records: Sequence[SceneRecord], answers: Sequence[tuple[str
     questions = [question for record in records for question in record.questions]
     if len(questions) != len(answers):
         raise ValueError(f"{len(answers)} answers for {len(questions)} questions: answer every question of the records")
-    hits, totals = defaultdict(int), defaultdict(int)
-    for question, (family, gold, predicted) in zip(questions, answers, strict=True):
-        if question.family != family:
-            raise ValueError(f"answers out of order: a {family} answer for a {question.family} question")
+    rows_by_axis: dict[str, list[tuple[str, str, str]]] = defaultdict(list)
+    for question, row in zip(questions, answers, strict=True):
+        if question.family != row[0]:
+            raise ValueError(f"answers out of order: a {row[0]} answer for a {question.family} question")
         if "axis" in question.params:
-            key = (family, question.params["axis"])
-            totals[key] += 1
-            hits[key] += int(gold == predicted)
-    by_axis: dict[str, dict[str, float]] = defaultdict(dict)
-    for (family, axis), total in totals.items():
-        by_axis[family][axis] = hits[family, axis] / total
-    return {family: dict(sorted(by_axis[family].items())) for family in NEW_FAMILIES if family in by_axis}
+            rows_by_axis[question.params["axis"]].append(row)
+    by_axis = {axis: accuracy_by_family(rows) for axis, rows in sorted(rows_by_axis.items())}
+    return {
+        family: {axis: accuracy[family] for axis, accuracy in by_axis.items() if family in accuracy}
+        for family in NEW_FAMILIES
+        if any(family in accuracy for accuracy in by_axis.values())
+    }
 
 
 def held_out_splits(num_scenes: int, seed: int, old_num_scenes: int, old_seed: int) -> dict[str, list[SceneRecord]]:
