@@ -28,8 +28,9 @@ class MatryoshkaArguments:
         image_folder: folder the records' `image` paths are relative to.
         strict: stop on the first bad record report instead of training on the good ones.
         verify_images: check every image file once while reading the data.
-        num_visual_tokens_distribution: distribution of m per batch: `paper`, `uniform`, `log_uniform`, `power:A`, `fixed:N`,
-            `fixed:max` or a list such as `16,64,max`.
+        num_visual_tokens_distribution: distribution of m per batch: `paper`, `uniform`, `log_uniform`, `power:A`,
+            `power:A:LO..HI`, `fixed:N`, `fixed:max`, a list such as `16,64,max`, or a weighted mixture of those such
+            as `0.4*fixed:4+0.6*power:0.5:2..max`.
         num_visual_tokens_draw: `batch` draws one m per batch (the paper); `image` draws one m per image, so each
             optimizer step trains many budgets.
         num_visual_tokens_copies: with `image` draws, each example enters its batch this many times with its own
@@ -49,7 +50,10 @@ class MatryoshkaArguments:
     verify_images: bool = field(default=True, metadata={"help": "Open every image once while reading the data."})
     num_visual_tokens_distribution: str = field(
         default="paper",
-        metadata={"help": "m per batch: paper | uniform | log_uniform | power:A | fixed:N | fixed:max | a list like 16,64,max."},
+        metadata={
+            "help": "m per batch: paper | uniform | log_uniform | power:A | power:A:LO..HI | fixed:N | fixed:max | a list "
+            "like 16,64,max | a weighted mixture like 0.4*fixed:4+0.6*power:0.5:2..max."
+        },
     )
     num_visual_tokens_draw: str = field(
         default="batch",
