@@ -7,9 +7,10 @@ Steps (all seeded):
    transformer to the coarse-to-fine attention layout (`query_layout`), so the first tokens pool the whole image;
 3. stage 1 through `training/recipes/stage1_align.yaml`: dense captions, m = M;
 4. stage 2 through `training/recipes/stage2_instruct.yaml` with a Matryoshka draw of m for every image from the first
-   step: p(m) proportional to m**-0.5 over 1..M, which trains small budgets more often than the paper's uniform draw
-   while still spending most samples at m >= 16; one m per image (not per batch) makes every step train many
-   budgets;
+   step: with probability 0.4 m = M/16, otherwise p(m) proportional to m**-0.5 over 2..M. The point mass gives the
+   smallest budget the demo is held to as many samples as it needs to match a model trained for it alone, and the
+   spread keeps every other budget trained (budgets never drawn dip); one m per image (not per batch) makes every
+   step train many budgets;
 5. optionally, fixed-m baselines: stage 2 again from the same stage-1 model with m fixed, for the same number of
    steps (the same number of training samples).
 Step counts are fixed (so a seed gives one model); `minutes` scales them from the default budget.
@@ -50,7 +51,9 @@ DEFAULT_MINUTES = 30.0
 # per family.
 QUESTIONS_PER_FAMILY = {"color": 3, "exists": 6, "count": 3, "position": 6}
 STAGE1 = StageSettings("stage1_align.yaml", "train_captions.json", "fixed:max", 900, 16, 1e-3)
-STAGE2 = StageSettings("stage2_instruct.yaml", "train_mix.json", "power:0.5", 4500, 16, 1e-3, draw_per="image")
+STAGE2 = StageSettings(
+    "stage2_instruct.yaml", "train_mix.json", "0.4*fixed:4+0.6*power:0.5:2..max", 4500, 16, 1e-3, draw_per="image"
+)
 
 
 @dataclass(frozen=True)
