@@ -1,8 +1,8 @@
 """The demo's accuracy targets, as checks that list what a curve misses (empty list: every target holds).
 
-`curve_misses` is the bar of the shipped demo model (docs/demo.md, "Measurements"); `mqt-llava demo --lora` holds
-the adapted model to the same bar on the new domain (each new family at the floor of the standard family it extends),
-and `retention_misses` to keeping the old domain.
+`curve_misses` and `baseline_misses` are the bar of the shipped demo model (docs/demo.md, "Measurements");
+`mqt-llava demo --lora` holds the adapted model to the same curve bar on the new domain (each new family at the floor
+of the standard family it extends), and `retention_misses` to keeping the old domain.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ from collections.abc import Mapping
 FLOORS_AT_M = {"background": 0.95, "color": 0.85, "exists": 0.85, "count": 0.70, "position": 0.85}
 # Largest drop of the old domain's average at any m that fine-tuning on a new domain may cause.
 MAX_RETENTION_DROP = 0.03
+# Largest lead of a model trained for one m over the Matryoshka model, on the average at that m.
+MAX_BASELINE_GAP = 0.03
 
 
 def curve_misses(
@@ -62,4 +64,22 @@ def retention_misses(
     ]
 
 
-__all__ = ["FLOORS_AT_M", "MAX_RETENTION_DROP", "curve_misses", "retention_misses"]
+def baseline_misses(models: list[dict], max_gap: float = MAX_BASELINE_GAP) -> list[str]:
+    """The fixed-m baselines that the Matryoshka model trails by more than `max_gap` on the average at their own m.
+
+    `models` is the `models` list of the demo's `results.json`: the Matryoshka model first, then the baselines, each
+    {"name", "accuracy": {"m": {..., "average": fraction}}}. Raises `ValueError` if the Matryoshka model lacks a
+    baseline's m."""
+    matryoshka, *baselines = models
+    misses = []
+    for baseline in baselines:
+        for m, row in baseline["accuracy"].items():
+            if m not in matryoshka["accuracy"]:
+                raise ValueError(f"the Matryoshka model has no accuracy at m = {m}, where {baseline['name']} was scored")
+            gap = row["average"] - matryoshka["accuracy"][m]["average"]
+            if gap > max_gap:
+                misses.append(f"{baseline['name']} leads by {gap:.3f} at m = {m} (allowed {max_gap})")
+    return misses
+
+
+__all__ = ["FLOORS_AT_M", "MAX_BASELINE_GAP", "MAX_RETENTION_DROP", "baseline_misses", "curve_misses", "retention_misses"]
